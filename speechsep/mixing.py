@@ -1,0 +1,179 @@
+"""Speaker-disjoint splits and multi-talker mixture records.
+
+The record schema (what every shard holds, and what dynamic mixing yields) is
+documented in :mod:`speechsep.shards`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from speechsep import signal
+from speechsep.corpus import AudioFileError, Corpus, Utterance
+
+SPLITS = ("train", "valid", "test")
+PEAK_LEVEL = 0.9  # every mixture is scaled (with its sources) to this peak
+
+
+@dataclasses.dataclass(frozen=True)
+class MixingConfig:
+    """How mixtures are drawn. Saved in every dataset index and run folder."""
+
+    num_speakers: int = 2
+    level_range_db: tuple[float, float] = (0.0, 5.0)
+    length_mode: str = "min"  # "min": shortest source; "max": zero-pad the shorter ones
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.num_speakers < 2:
+            raise ValueError(f"num_speakers must be >= 2, got {self.num_speakers}")
+        if self.length_mode not in ("min", "max"):
+            raise ValueError(f"length_mode must be 'min' or 'max', got {self.length_mode!r}")
+        low, high = self.level_range_db
+        if not 0 <= low <= high:
+            raise ValueError(f"level_range_db must satisfy 0 <= low <= high, got {self.level_range_db}")
+
+
+def split_speakers(
+    corpus: Corpus, seed: int = 0, valid_fraction: float = 0.15, test_fraction: float = 0.3,
+    min_speakers: int = 2,
+) -> dict[str, list[str]]:
+    """Speaker-disjoint train/valid/test split, deterministic from ``seed``.
+
+    Full LDC TIMIT (utterances with ``official_split``): the TEST speakers are
+    the test split and the validation speakers are held out of TRAIN. Any other
+    corpus: whole speakers are held out, sex-balanced, ``max(min_speakers,
+    round(fraction * n))`` each. For the 12-speaker NLTK sample this gives
+    6 train / 2 valid / 4 test speakers. Raises ValueError if a split would
+    get fewer than ``min_speakers`` speakers.
+    """
+    rng = np.random.default_rng([seed, 7919])
+    sexes = corpus.speakers
+    official_test = sorted({u.speaker for u in corpus.utterances if u.official_split == "test"})
+    pool = sorted(s for s in sexes if s not in official_test)
+
+    def take(candidates: list[str], count: int) -> list[str]:
+        by_sex: dict[str, list[str]] = {}
+        for speaker in candidates:
+            by_sex.setdefault(sexes[speaker], []).append(speaker)
+        queues = [list(rng.permutation(group)) for _, group in sorted(by_sex.items())]
+        chosen: list[str] = []
+        while len(chosen) < count and any(queues):
+            for queue in queues:
+                if queue and len(chosen) < count:
+                    chosen.append(str(queue.pop(0)))
+        return sorted(chosen)
+
+    total = len(sexes)
+    if official_test:
+        test = official_test
+    else:
+        test = take(pool, max(min_speakers, round(test_fraction * total)))
+    rest = [s for s in pool if s not in test]
+    valid = take(rest, max(min_speakers, round(valid_fraction * total)))
+    train = sorted(s for s in rest if s not in valid)
+    splits = {"train": train, "valid": valid, "test": sorted(test)}
+    for name, speakers in splits.items():
+        if len(speakers) < min_speakers:
+            raise ValueError(
+                f"corpus {corpus.root} has {total} speakers: the {name} split would get "
+                f"{len(speakers)} (< {min_speakers} needed to mix); use a larger corpus or fewer --speakers"
+            )
+    return splits
+
+
+def _draw_sources(
+    corpus: Corpus, speakers: list[str], config: MixingConfig, rng: np.random.Generator,
+    by_speaker: dict[str, list[Utterance]],
+) -> tuple[list[Utterance], list[np.ndarray]]:
+    """Pick distinct speakers and one usable, non-silent utterance each.
+
+    A bad or all-zero file is recorded once in ``corpus.skipped`` and the draw
+    is repeated. Nothing is removed from the candidate lists, so the result
+    depends only on ``rng`` and the files (a resumed build draws the same).
+    """
+    for _ in range(100):
+        chosen = rng.choice(len(speakers), size=config.num_speakers, replace=False)
+        utterances, waves = [], []
+        for index in chosen:
+            candidates = by_speaker[speakers[index]]
+            utterance = candidates[rng.integers(len(candidates))]
+            try:
+                audio = corpus.load(utterance)
+                if not np.any(audio):
+                    raise AudioFileError(utterance.path, "all-zero (silent) audio")
+            except AudioFileError as error:
+                if (error.path, error.reason) not in corpus.skipped:
+                    corpus.skipped.append((error.path, error.reason))
+                break
+            utterances.append(utterance)
+            waves.append(audio)
+        else:
+            return utterances, waves
+    raise ValueError(
+        f"could not draw {config.num_speakers} usable utterances from {corpus.root} in 100 tries; "
+        f"unusable files so far: {corpus.skipped[:5]}"
+    )
+
+
+def make_mixture(
+    corpus: Corpus, speakers: list[str], config: MixingConfig, rng: np.random.Generator,
+    by_speaker: dict[str, list[Utterance]] | None = None,
+) -> dict:
+    """Draw one mixture of ``config.num_speakers`` different speakers and build its record.
+
+    Source 0 keeps 0 dB; every other source gets a level drawn uniformly from
+    ``level_range_db`` with a random sign (so either talker may be louder),
+    measured as the energy ratio to source 0 over the mixed segment.
+    """
+    if by_speaker is None:
+        by_speaker = {s: corpus.utterances_of(s) for s in speakers}
+    if len(speakers) < config.num_speakers:
+        raise ValueError(f"{len(speakers)} speakers cannot make {config.num_speakers}-talker mixtures")
+    utterances, waves = _draw_sources(corpus, speakers, config, rng, by_speaker)
+    lengths = [len(w) for w in waves]
+    length = min(lengths) if config.length_mode == "min" else max(lengths)
+    sources = np.zeros((config.num_speakers, length), dtype=np.float64)  # [C, T]
+    for index, wave in enumerate(waves):
+        offset = rng.integers(0, len(wave) - length + 1) if len(wave) > length else 0
+        segment = wave[offset : offset + length]
+        sources[index, : len(segment)] = segment
+    low, high = config.level_range_db
+    levels_db = [0.0] + [float(rng.uniform(low, high) * rng.choice([-1, 1])) for _ in waves[1:]]
+    energies = np.maximum(np.sum(sources**2, axis=1), 1e-20)  # [C]
+    gains = np.sqrt(energies[0] / energies * 10.0 ** (np.asarray(levels_db) / 10.0))
+    sources *= gains[:, None]
+    mixture = sources.sum(axis=0)
+    sources *= PEAK_LEVEL / max(np.max(np.abs(mixture)), 1e-12)
+    return make_record(sources.astype(np.float32), utterances, levels_db)
+
+
+def make_record(sources: np.ndarray, utterances: list[Utterance], levels_db: list[float]) -> dict:
+    """Build the documented record (see :mod:`speechsep.shards`) from sources [C, T]."""
+    mixture = sources.sum(axis=0).astype(np.float32)  # [T]
+    mixture_spectrum = signal.stft(mixture)  # [frames, bins]
+    source_spectra = signal.stft(sources)  # [C, frames, bins]
+    return {
+        "id": "+".join(u.key for u in utterances),
+        "sample_rate": signal.SAMPLE_RATE,
+        "mixture": mixture,
+        "sources": sources,
+        "log_magnitude": signal.log_magnitude(mixture_spectrum),
+        "ibm": signal.ideal_binary_mask(source_spectra),
+        "active": signal.active_bins(mixture_spectrum),
+        "speakers": [u.speaker for u in utterances],
+        "sexes": [u.sex for u in utterances],
+        "utterances": [u.key for u in utterances],
+        "levels_db": [float(x) for x in levels_db],
+    }
+
+
+def pair_type(sexes: list[str]) -> str:
+    """"female-female", "male-male", "female-male" (or "mixed"/"unknown" beyond two)."""
+    if "?" in sexes:
+        return "unknown"
+    if len(sexes) != 2:
+        return "mixed" if len(set(sexes)) > 1 else {"F": "female", "M": "male"}[sexes[0]] + "-only"
+    return {("F", "F"): "female-female", ("M", "M"): "male-male"}.get(tuple(sorted(sexes)), "female-male")
