@@ -154,13 +154,24 @@ def spherical_mean_shift(points, bandwidth=0.2, n_seeds=128, max_iter=50,
             kept.append(index)
     centers = modes[kept]  # [K, D]
 
-    # Assign, then drop clusters that are too small into the surviving modes.
-    labels = np.argmax(points @ centers.T, axis=1)  # [N]
+    # Assign, then dissolve the smallest cluster into the surviving modes, one at
+    # a time, while it holds less than min_cluster_fraction of the points.
+    similarity = points @ centers.T  # [N, K]
+    alive = np.ones(len(centers), dtype=bool)
+    labels = np.argmax(similarity, axis=1)  # [N]
     counts = np.bincount(labels, minlength=len(centers))  # [K]
-    survivors = counts >= min_cluster_fraction * n_points
-    survivors[np.argmax(counts)] = True
-    centers = centers[survivors]
-    labels = np.argmax(points @ centers.T, axis=1)  # [N]
+    while alive.sum() > 1:
+        smallest = np.flatnonzero(alive)[np.argmin(counts[alive])]
+        if counts[smallest] >= min_cluster_fraction * n_points:
+            break
+        alive[smallest] = False
+        members = labels == smallest  # [N]
+        moved = np.argmax(np.where(alive, similarity[members], -np.inf), axis=1)
+        labels[members] = moved
+        counts += np.bincount(moved, minlength=len(centers))
+        counts[smallest] = 0
+    centers = centers[alive]
+    labels = np.cumsum(alive)[labels] - 1  # [N], re-indexed to the survivors
 
     # Number clusters by decreasing size.
     order = np.argsort(-np.bincount(labels, minlength=len(centers)), kind="stable")

@@ -21,9 +21,12 @@ Conventions
 * Energies are guarded by :data:`ENERGY_EPSILON` (the smallest normal
   float64, ~2.2e-308), added to numerator and denominator. It is far below
   the energy of any real signal, so it never biases a real measurement; it
-  only decides the 0/0 cases: a silent estimate of a non-silent reference
-  gives SNR = 0 dB (exactly right for SNR) and SI-SDR = 0 dB; a silent
-  reference with a non-silent estimate gives -100 dB; both silent give 0 dB.
+  only decides the 0/0 and x/0 cases of :func:`snr`: a silent estimate gives
+  SNR = 0 dB (exactly right for SNR), a silent reference with a non-silent
+  estimate -100 dB, both silent 0 dB.
+* SI-SDR and BSS Eval are undefined when the reference or the estimate is
+  silent; such a pair is scored at the floor, -100 dB, so a silent output is
+  never rewarded. STOI of a silent estimate is 0.
 * Inputs are converted to float64. NaN or ``inf`` samples raise ``ValueError``.
 * Permutations follow fast_bss_eval's convention: ``permutation[i]`` is the
   index of the estimate assigned to reference ``i``, so
@@ -81,8 +84,10 @@ BSS_EVAL_FILTER_LENGTH = 512
 fast_bss_eval and the original BSS Eval toolbox."""
 
 SILENCE_RELATIVE_NORM = 1e-8
-"""In :func:`bss_eval`, a row whose L2 norm is at most this fraction (-160 dB)
-of the loudest row of both arrays (or exactly zero) counts as silent."""
+"""Silence threshold (-160 dB). In :func:`bss_eval` a row whose L2 norm is at
+most this fraction of the loudest row of both arrays counts as silent; in
+:func:`si_sdr` a signal whose zero-mean norm is at most this fraction of its
+raw norm (all zero or constant) counts as silent."""
 
 MAX_PERMUTATION_SOURCES = 8
 """:func:`best_permutation` searches all C! permutations; C is capped here."""
@@ -225,11 +230,12 @@ def si_sdr(reference, estimate):
     Invariant to rescaling the estimate by any positive factor. Computed on the
     waveform; silent time-frequency bins are not weighted out.
 
-    Guards as in :func:`snr`: energies get :data:`ENERGY_EPSILON`, result is
-    clipped to ±:data:`METRIC_CLIP_DB` (an exact scaled copy ``c * s``, c > 0,
-    gives +100 dB). A silent estimate (or a silent reference with a silent
-    estimate) gives 0 dB; a silent reference with a non-silent estimate gives
-    -100 dB. Never NaN or inf.
+    Guards: energies get :data:`ENERGY_EPSILON` and the result is clipped to
+    ±:data:`METRIC_CLIP_DB` (an exact scaled copy ``c * s``, c > 0, gives
+    +100 dB). SI-SDR is undefined when either zero-mean signal is silent
+    (all zero, or constant); that case is scored at the floor, -100 dB, so a
+    silent output is never rewarded (the bare epsilon rule would give 0 dB).
+    Never NaN or inf.
 
     ``fast_bss_eval.si_sdr`` is deliberately not used: it raises
     ``AttributeError`` when PyTorch is not installed.
@@ -254,13 +260,23 @@ def si_sdr(reference, estimate):
     reference = _as_float_array(reference, "reference")
     estimate = _as_float_array(estimate, "estimate")
     _check_same_shape(reference, estimate)
+    # A signal is silent when nothing is left after mean removal (all zero or
+    # constant, up to rounding): zero-mean energy <= -160 dB of its raw energy.
+    silence_floor = SILENCE_RELATIVE_NORM**2
+    reference_raw_energy = np.sum(reference**2, axis=-1)
+    estimate_raw_energy = np.sum(estimate**2, axis=-1)
     reference = reference - np.mean(reference, axis=-1, keepdims=True)
     estimate = estimate - np.mean(estimate, axis=-1, keepdims=True)
     reference_energy = np.sum(reference**2, axis=-1, keepdims=True)
     scale = np.sum(estimate * reference, axis=-1, keepdims=True) / (reference_energy + ENERGY_EPSILON)
     target = scale * reference
     distortion = target - estimate
-    return _scalar_or_array(_ratio_db(np.sum(target**2, axis=-1), np.sum(distortion**2, axis=-1)))
+    ratio_db = _ratio_db(np.sum(target**2, axis=-1), np.sum(distortion**2, axis=-1))
+    estimate_energy = np.sum(estimate**2, axis=-1)
+    silent = (reference_energy[..., 0] <= silence_floor * reference_raw_energy + ENERGY_EPSILON) | (
+        estimate_energy <= silence_floor * estimate_raw_energy + ENERGY_EPSILON
+    )
+    return _scalar_or_array(np.where(silent, -METRIC_CLIP_DB, ratio_db))
 
 
 def _pairwise_si_sdr(references, estimates):
@@ -348,8 +364,10 @@ def bss_eval(references, estimates, filter_length=BSS_EVAL_FILTER_LENGTH):
       (BSS Eval is invariant to rescaling any reference or estimate);
     * a row that is silent (norm <= :data:`SILENCE_RELATIVE_NORM` times the
       loudest row, or all zero) is replaced by fixed-seed unit-norm white
-      noise, and a ``RuntimeWarning`` names it. Its scores are then finite
-      (typically about -15 dB for 3 s at 8 kHz) but not meaningful;
+      noise so that fast_bss_eval can run and solve the permutation; then
+      SDR, SIR and SAR of every pair involving a silent reference or a
+      silent estimate are set to the floor, -:data:`METRIC_CLIP_DB`, and a
+      ``RuntimeWarning`` names the silent rows;
     * results are clamped to ±:data:`METRIC_CLIP_DB` (fast_bss_eval would
       return ``inf`` for a perfect estimate). Note that an estimate lying
       exactly in the span of the filtered references, such as the unprocessed
@@ -403,12 +421,13 @@ def bss_eval(references, estimates, filter_length=BSS_EVAL_FILTER_LENGTH):
     silent_estimates = estimate_norms <= silence_norm
     references = references / np.where(silent_references, 1.0, reference_norms)[:, None]
     estimates = estimates / np.where(silent_estimates, 1.0, estimate_norms)[:, None]
-    if np.any(silent_references) or np.any(silent_estimates):
+    any_silent = bool(np.any(silent_references) or np.any(silent_estimates))
+    if any_silent:
         warnings.warn(
-            "bss_eval: silent signal(s) replaced by low-level white noise "
+            "bss_eval: BSS Eval is undefined for silent signals "
             f"(references {np.flatnonzero(silent_references).tolist()}, "
             f"estimates {np.flatnonzero(silent_estimates).tolist()}); "
-            "BSS Eval values involving them are not meaningful.",
+            f"their pairs are scored at -{METRIC_CLIP_DB:g} dB.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -424,7 +443,13 @@ def bss_eval(references, estimates, filter_length=BSS_EVAL_FILTER_LENGTH):
             clamp_db=METRIC_CLIP_DB,
             compute_permutation=True,
         )
-    return _clip_db(sdr), _clip_db(sir), _clip_db(sar), np.asarray(permutation, dtype=np.int64)
+    permutation = np.asarray(permutation, dtype=np.int64)
+    sdr, sir, sar = _clip_db(sdr), _clip_db(sir), _clip_db(sar)
+    if any_silent:
+        silent_pairs = silent_references | silent_estimates[permutation]
+        for values in (sdr, sir, sar):
+            values[silent_pairs] = -METRIC_CLIP_DB
+    return sdr, sir, sar, permutation
 
 
 def stoi_score(reference, estimate, sample_rate):

@@ -268,11 +268,17 @@ def write_dataset(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    index_path = out_dir / INDEX_NAME
+    existing = read_index(out_dir) if index_path.exists() and not overwrite else None
+    if existing is not None and (existing["config"] != config.to_json() or existing["corpus"]["root"] != corpus.root):
+        raise ShardError(
+            f"{index_path}: the folder holds a dataset built with a different config or corpus; "
+            "use --overwrite or another --out"
+        )
     splits = split_speakers(
         corpus, seed=config.mixing.seed, valid_fraction=config.valid_fraction,
         test_fraction=config.test_fraction, min_speakers=config.mixing.num_speakers,
     )
-    index_path = out_dir / INDEX_NAME
     fresh = {
         "format_version": FORMAT_VERSION,
         "config": config.to_json(),
@@ -280,15 +286,7 @@ def write_dataset(
         "splits": {name: {"speakers": splits[name], "mixtures": 0, "shards": []} for name in SPLITS},
         "complete": False,
     }
-    if index_path.exists() and not overwrite:
-        index = read_index(out_dir)
-        if index["config"] != fresh["config"] or index["corpus"]["root"] != corpus.root:
-            raise ShardError(
-                f"{index_path}: the folder holds a dataset built with a different config or corpus; "
-                "use --overwrite or another --out"
-            )
-    else:
-        index = fresh
+    index = existing if existing is not None else fresh
     for stray in out_dir.glob("*/*.tmp"):
         stray.unlink()  # half-written shards of an interrupted run
     atomic_write_json(out_dir / "manifest.json", {
