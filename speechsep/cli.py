@@ -36,9 +36,10 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def dataset_config_from_args(args) -> DatasetConfig:
-    mixing = MixingConfig(num_speakers=args.speakers, level_range_db=tuple(args.level_range),
-                          length_mode=args.length, seed=args.seed)
-    return DatasetConfig.from_total(args.mixtures, shard_size=args.shard_size, mixing=mixing)
+    """DataGenerator options; training scripts lack the mixing flags and get the generator defaults."""
+    mixing = MixingConfig(num_speakers=args.speakers, level_range_db=tuple(getattr(args, "level_range", (0.0, 5.0))),
+                          length_mode=getattr(args, "length", "min"), seed=args.seed)
+    return DatasetConfig.from_total(args.mixtures, shard_size=getattr(args, "shard_size", 100), mixing=mixing)
 
 
 def default_data_dir(corpus_name: str, config: DatasetConfig) -> Path:

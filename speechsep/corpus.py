@@ -13,7 +13,7 @@ Resolution order (:func:`find_corpus`), documented in the README:
 
    Speaker sex comes from the TIMIT speaker id (``F…``/``M…``) where there is one.
 2. The NLTK TIMIT sample through NLTK's downloader (about 18 MB, once).
-3. ``corpus="toy"``: a synthetic corpus of harmonic "voices" (see :mod:`speechsep.toy`),
+3. When neither is available (offline, no NLTK), or with ``corpus="toy"``: a synthetic corpus of harmonic "voices" (see :mod:`speechsep.toy`),
    for tests and offline demos only, always announced with a warning.
 
 Bad files never crash a run halfway: files that cannot be opened as audio,
@@ -330,4 +330,10 @@ def find_corpus(timit: str | os.PathLike | None = None, corpus: str | None = Non
             raise CorpusError(
                 "no TIMIT folder: pass --timit PATH, set TIMIT_WAV, or create ./TIMIT_WAV"
             )
-    return discover_corpus(nltk_timit_sample(), name="nltk-timit-sample")
+    try:
+        return discover_corpus(nltk_timit_sample(), name="nltk-timit-sample")
+    except CorpusError as error:
+        if corpus == "nltk":
+            raise
+        print(f"No real corpus available: {error}", flush=True)
+        return find_corpus(corpus="toy")

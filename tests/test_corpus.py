@@ -153,3 +153,19 @@ def test_find_corpus_order(generic_corpus, monkeypatch, tmp_path):
     assert find_corpus().name == "nltk-timit-sample"
     with pytest.raises(CorpusError, match="no TIMIT folder"):
         find_corpus(corpus="timit")
+
+
+def test_no_corpus_anywhere_falls_back_to_toy_loudly(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("TIMIT_WAV", raising=False)
+    monkeypatch.setattr(corpus_module, "REPO_ROOT", tmp_path / "no-repo")
+
+    def offline():
+        raise CorpusError("could not download the NLTK TIMIT sample (offline?)")
+
+    monkeypatch.setattr(corpus_module, "nltk_timit_sample", offline)
+    with pytest.warns(UserWarning, match="NOT speech"):
+        assert find_corpus().is_toy
+    printed = capsys.readouterr().out
+    assert "offline" in printed and "NOT speech" in printed
+    with pytest.raises(CorpusError, match="offline"):
+        find_corpus(corpus="nltk")

@@ -1,0 +1,133 @@
+"""From a trained network to masks, labels, waveforms and bin accuracies.
+
+Readouts (``ExperimentConfig.readout``):
+
+* ``mask``: the network's sigmoid mask m for source 1; masks are (m, 1 − m)
+  (soft masks for resynthesis, labels = dominant mask);
+* ``pca_sign``: sign of the first principal component of the embeddings of
+  the active bins (the original "loss alone, no clustering" experiment);
+* ``kmeans`` / ``meanshift``: clustering of the embeddings of the active bins
+  (:mod:`speechsep.cluster`), every bin assigned to its nearest centre.
+
+Accuracy is the share of ACTIVE bins whose IBM label is right (silent bins are
+weighted out), in two forms: with the fixed speaker order (as the original
+did) and permutation-invariant (best label permutation per utterance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from speechsep import cluster, signal
+from speechsep.config import ExperimentConfig
+
+
+def bin_accuracy(labels: np.ndarray, ibm: np.ndarray, active: np.ndarray, permutation_invariant: bool,
+                 num_sources: int = 2) -> float:
+    """Share of active bins labelled right. labels, ibm, active: [..., T, F] for one utterance."""
+    weight = active.astype(np.float64)
+    total = weight.sum()
+    if total == 0:
+        return float("nan")
+    if not permutation_invariant:
+        return float((weight * (labels == ibm)).sum() / total)
+    best = 0.0
+    for permutation in itertools.permutations(range(max(num_sources, int(labels.max()) + 1))):
+        relabelled = np.asarray(permutation)[labels]
+        best = max(best, float((weight * (relabelled == ibm)).sum() / total))
+    return best
+
+
+def batch_accuracies(labels: np.ndarray, ibm: np.ndarray, active: np.ndarray, num_sources: int) -> tuple:
+    """Mean fixed-order and permutation-invariant accuracy over items [B, T, F] (NaN items skipped)."""
+    fixed = [bin_accuracy(l, i, a, False, num_sources) for l, i, a in zip(labels, ibm, active)]
+    pit = [bin_accuracy(l, i, a, True, num_sources) for l, i, a in zip(labels, ibm, active)]
+    return float(np.nanmean(fixed)), float(np.nanmean(pit))
+
+
+@dataclasses.dataclass
+class Readout:
+    """Masks [C, T, F], hard labels [T, F], and what produced them."""
+
+    masks: np.ndarray
+    labels: np.ndarray
+    embeddings: np.ndarray | None = None
+    n_found: int | None = None
+
+
+def read_masks(output: np.ndarray, active: np.ndarray, config: ExperimentConfig, num_sources: int | None = None,
+               readout: str | None = None, seed: int = 0) -> Readout:
+    """Turn one utterance's network output into masks.
+
+    output : [T, F] mask (mask models) or [T, F, D] embeddings (dc);
+    active : [T, F] bool.
+    """
+    readout = readout or config.readout
+    num_sources = num_sources or config.num_speakers
+    if readout == "mask":
+        first = np.clip(output, 0.0, 1.0)  # [T, F]
+        labels = (first <= 0.5).astype(np.int64)  # source 1 (label 0) where its mask dominates
+        return Readout(np.stack([first, 1.0 - first]), labels)
+    if output.ndim != 3:
+        raise ValueError(f"readout {readout!r} needs embeddings [T, F, D], got shape {output.shape}")
+    if readout == "pca_sign":
+        labels = cluster.principal_component_sign(output, active)
+        return Readout(signal.masks_from_labels(labels, 2), labels, output, 2)
+    kwargs = {}
+    if readout == "meanshift" and config.meanshift_bandwidth is not None:
+        kwargs["bandwidth"] = config.meanshift_bandwidth
+    result = cluster.cluster_embeddings(output, active, method=readout, n_clusters=num_sources, seed=seed, **kwargs)
+    count = max(num_sources, int(result.labels.max()) + 1)
+    return Readout(signal.masks_from_labels(result.labels, count), result.labels, output, result.n_found)
+
+
+class Separator:
+    """A trained run folder, ready to separate waveforms.
+
+    Loads ``config.json``, ``stats.json`` (normalisation) and ``best.keras``
+    (falls back to ``last.keras``) from ``run_dir``.
+    """
+
+    def __init__(self, model, config: ExperimentConfig, mean: np.ndarray, std: np.ndarray):
+        self.model, self.config, self.mean, self.std = model, config, mean, std
+
+    @classmethod
+    def from_run_dir(cls, run_dir) -> "Separator":
+        from speechsep.models import load_model
+        from speechsep.shards import load_stats
+
+        run_dir = Path(run_dir)
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise ValueError(f"{run_dir} is not a training run folder (no config.json)")
+        config = ExperimentConfig.load(config_path)
+        for name in ("best.keras", "last.keras"):
+            if (run_dir / name).is_file():
+                model = load_model(run_dir / name)
+                break
+        else:
+            raise ValueError(f"{run_dir}: no best.keras or last.keras checkpoint")
+        mean, std = load_stats(run_dir)
+        return cls(model, config, mean, std)
+
+    def features(self, mixture_spectrum: np.ndarray) -> np.ndarray:
+        """Normalised log-magnitude [T, F] float32."""
+        return ((signal.log_magnitude(mixture_spectrum) - self.mean) / self.std).astype(np.float32)
+
+    def network_output(self, mixture_spectrum: np.ndarray) -> np.ndarray:
+        """Run the network on one whole utterance: [T, F] or [T, F, D]."""
+        features = self.features(mixture_spectrum)[None]  # [1, T, F]
+        return np.asarray(self.model(features, training=False))[0]
+
+    def separate(self, mixture: np.ndarray, num_sources: int | None = None, readout: str | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, Readout]:
+        """mixture [T] at 8 kHz -> estimates [C, T] float32 (mixture phase) and the readout."""
+        mixture = np.asarray(mixture, dtype=np.float32)
+        spectrum = signal.stft(mixture)  # [N, F]
+        active = signal.active_bins(spectrum)
+        result = read_masks(self.network_output(spectrum), active, self.config, num_sources, readout, seed)
+        return signal.apply_masks(spectrum, result.masks, len(mixture)), result
