@@ -1,0 +1,90 @@
+"""Model registry shapes, save/load round trips, config JSON, accuracies and readouts."""
+
+import numpy as np
+import pytest
+
+from speechsep.config import ExperimentConfig
+from speechsep.models import MODELS, build_model, load_model
+from speechsep.separation import Separator, batch_accuracies, bin_accuracy, read_masks
+from speechsep.train import get_strategy, make_loss
+
+
+def tiny(model, **changes):
+    loss = "dc" if model == "dc" else "mse"
+    readout = "kmeans" if model == "dc" else "mask"
+    return ExperimentConfig(model=model, loss=loss, readout=readout, hidden_units=8, embedding_dim=5, **changes)
+
+
+@pytest.mark.parametrize("kind", ["feedforward", "lstm", "blstm", "dc"])
+def test_shapes_for_every_model_kind(kind):
+    assert set(MODELS) == {"feedforward", "lstm", "blstm", "dc"}
+    model = build_model(tiny(kind))
+    for frames in (100, 37):  # trained on 100-frame chunks, run on whole utterances
+        features = np.random.default_rng(frames).standard_normal((2, frames, 129)).astype(np.float32)
+        output = np.asarray(model(features))
+        if kind == "dc":
+            assert output.shape == (2, frames, 129, 5)
+            np.testing.assert_allclose(np.linalg.norm(output, axis=-1), 1.0, atol=1e-5)  # unit norm per bin
+        else:
+            assert output.shape == (2, frames, 129)
+            assert output.min() >= 0 and output.max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["feedforward", "blstm", "dc"])
+def test_save_load_round_trip(kind, tmp_path):
+    config = tiny(kind)
+    model = build_model(config)
+    model.compile(optimizer="adam", loss=make_loss(config))
+    features = np.random.default_rng(0).standard_normal((1, 50, 129)).astype(np.float32)
+    model.save(tmp_path / "best.keras")
+    config.save(tmp_path / "config.json")
+    restored = load_model(tmp_path / "best.keras")
+    np.testing.assert_allclose(np.asarray(restored(features)), np.asarray(model(features)), atol=1e-6)
+    assert ExperimentConfig.load(tmp_path / "config.json") == config
+
+
+def test_config_validation_and_unknown_fields(tmp_path):
+    with pytest.raises(ValueError, match="does not fit model"):
+        ExperimentConfig(model="blstm", loss="dc", readout="mask")
+    with pytest.raises(ValueError, match="exactly 2 speakers"):
+        ExperimentConfig(model="lstm", loss="pit", readout="mask", num_speakers=3)
+    with pytest.raises(ValueError, match="config.model must be one of"):
+        ExperimentConfig(model="transformer")
+    (tmp_path / "config.json").write_text('{"model": "dc", "future_field": 1}')
+    with pytest.raises(ValueError, match="future_field"):
+        ExperimentConfig.load(tmp_path / "config.json")
+    with pytest.raises(ValueError, match="unknown --strategy"):
+        get_strategy("tpu-pod")
+
+
+def test_bin_accuracy_fixed_vs_permutation_invariant():
+    ibm = np.array([[0, 0, 1, 1]])
+    active = np.array([[True, True, True, False]])
+    swapped = 1 - ibm
+    assert bin_accuracy(ibm, ibm, active, False) == 1.0
+    assert bin_accuracy(swapped, ibm, active, False) == 0.0
+    assert bin_accuracy(swapped, ibm, active, True) == 1.0  # permutation problem removed
+    assert bin_accuracy(np.array([[0, 1, 1, 0]]), ibm, active, False) == pytest.approx(2 / 3)  # silent bin ignored
+    fixed, pit = batch_accuracies(np.stack([ibm, swapped]), np.stack([ibm, ibm]), np.stack([active, active]), 2)
+    assert (fixed, pit) == (0.5, 1.0)
+
+
+def test_readouts():
+    config = tiny("dc")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, (30, 129))
+    directions = np.eye(5)[[0, 3]]
+    embeddings = directions[labels] + 0.05 * rng.standard_normal((30, 129, 5))
+    active = np.ones((30, 129), bool)
+    for readout in ("kmeans", "meanshift", "pca_sign"):
+        result = read_masks(embeddings, active, config, readout=readout)
+        assert bin_accuracy(result.labels, labels, active, True) > 0.99, readout
+        assert result.masks.shape == (2, 30, 129)
+    mask_result = read_masks(np.full((4, 129), 0.8), active[:4], tiny("blstm"))
+    np.testing.assert_allclose(mask_result.masks.sum(0), 1.0)
+    assert (mask_result.labels == 0).all()
+
+
+def test_separator_from_run_dir_errors(tmp_path):
+    with pytest.raises(ValueError, match="not a training run folder"):
+        Separator.from_run_dir(tmp_path)
