@@ -1,8 +1,11 @@
-"""Benchmarks that print a table: ``python -m speechsep.bench data|separate``.
+"""Benchmarks that print a table: ``python -m speechsep.bench data|quality``.
 
 * ``data``: mixtures per second and peak RSS of the dataset generator (by
   default on the shared TIMIT sample, reusing its utterances as often as needed).
-* ``separate``: real-time factor of separation (see :mod:`speechsep.separate`).
+* ``quality``: trains every experiment with dynamic mixing under a wall-clock
+  budget on the training speakers, evaluates all of them and the oracle masks
+  on the SAME test mixtures of unseen speakers, and prints the table overall
+  and by pair type (also written to ``<out>/quality.md`` and ``quality.json``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,68 @@ def bench_data(args) -> dict:
     return row
 
 
+QUALITY_RUNS = (  # (row name, script, extra arguments, budget kind)
+    ("deepclustering", "Deep-clustering/train_deep_clustering.py", [], "dc"),
+    ("meanshift", "Deep-clustering-with-mean-shift-clustering/train_deep_clustering.py", [], "dc"),
+    ("bidirnn", "Bi-Directional-RNN/train_bi_directional_RNN.py", [], "mask"),
+    ("bidirnn-pit", "Bi-Directional-RNN/train_bi_directional_RNN.py", ["--loss", "pit"], "mask"),
+    ("bidiloss", "Bi-Directional-RNN-with-loss-function/train_bi_with_loss_function.py", [], "mask"),
+    ("rnn", "RNN/train_rnn.py", [], "mask"),
+    ("feedforward", "Feedforward/train_net.py", [], "mask"),
+)
+
+
+def bench_quality(args) -> dict:
+    import importlib.util
+    import json
+
+    from speechsep import evaluation
+    from speechsep.corpus import find_corpus
+    from speechsep.experiments import test_mixtures
+    from speechsep.mixing import MixingConfig, split_speakers
+    from speechsep.shards import atomic_write_json
+
+    repo = Path(__file__).resolve().parents[1]
+    out = Path(args.out)
+    summaries = {}
+    for name, script, extra, budget in QUALITY_RUNS:
+        if args.only and name not in args.only:
+            continue
+        run_dir = out / name
+        if not (run_dir / "results.json").is_file() or args.retrain:
+            spec = importlib.util.spec_from_file_location(f"bench_{name}", repo / script)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            minutes = args.dc_minutes if budget == "dc" else args.mask_minutes
+            module.main(["--timit", args.timit, "--dynamic-mixing", "--minutes", str(minutes), "--epochs", "1000",
+                         "--steps-per-epoch", str(args.steps_per_epoch), "--test-mixtures", str(args.test_mixtures),
+                         "--seed", str(args.seed), "--out", str(run_dir)] + extra)
+        summaries[name] = json.loads((run_dir / "results.json").read_text())
+    corpus = find_corpus(args.timit)
+    mixing = MixingConfig(seed=args.seed)
+    splits = split_speakers(corpus, seed=args.seed)
+    records = test_mixtures(corpus, splits["test"], mixing, args.test_mixtures)
+    for kind in evaluation.ORACLES:
+        summaries[f"oracle {kind.upper() if kind != 'mixture' else kind}"] = evaluation.summarise(
+            evaluation.evaluate_records(records, evaluation.oracle_separate(kind)))
+    lines = [f"Test speakers (never seen in training): {', '.join(splits['test'])}; "
+             f"{args.test_mixtures} mixtures; seed {args.seed}", "", "All pairs", "",
+             evaluation.format_table(summaries)]
+    for pair in ("female-female", "male-male", "female-male"):
+        subset = {k: {"overall": v["by_pair_type"][pair]} for k, v in summaries.items() if pair in v["by_pair_type"]}
+        if subset:
+            lines += ["", pair, "", evaluation.format_table(subset)]
+    counting = {k: v["overall"].get("speaker_count_accuracy") for k, v in summaries.items()
+                if v["overall"].get("speaker_count_accuracy") is not None}
+    if counting:
+        lines += ["", "Speaker count right (mean-shift): " + ", ".join(f"{k} {v:.0%}" for k, v in counting.items())]
+    text = "\n".join(lines)
+    print(text)
+    (out / "quality.md").write_text(text + "\n")
+    atomic_write_json(out / "quality.json", summaries)
+    return summaries
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m speechsep.bench", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,16 +115,18 @@ def main(argv=None):
     data.add_argument("--shard-size", type=int, default=100)
     data.add_argument("--scratch", default=None, help="folder for the temporary dataset (deleted after)")
     data.add_argument("--quiet", action="store_true")
-    separate = commands.add_parser("separate", help="separation real-time factor")
-    separate.add_argument("--model", required=False, default=None)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "data":
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        return bench_data(args)
-    from speechsep.separate import bench_separate
-
-    return bench_separate(args, rest)
+    quality = commands.add_parser("quality", help="train all experiments, evaluate with the oracles")
+    quality.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "timit-sample"))
+    quality.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"))
+    quality.add_argument("--dc-minutes", type=float, default=30.0)
+    quality.add_argument("--mask-minutes", type=float, default=8.0)
+    quality.add_argument("--steps-per-epoch", type=int, default=150)
+    quality.add_argument("--test-mixtures", type=int, default=100)
+    quality.add_argument("--seed", type=int, default=0)
+    quality.add_argument("--only", nargs="*", default=None, help="row names to (re)run")
+    quality.add_argument("--retrain", action="store_true", help="retrain even if results.json exists")
+    args = parser.parse_args(argv)
+    return bench_data(args) if args.command == "data" else bench_quality(args)
 
 
 if __name__ == "__main__":

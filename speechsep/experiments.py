@@ -104,11 +104,20 @@ def config_from_args(experiment: Experiment, args) -> ExperimentConfig:
     )
 
 
+def test_mixtures(corpus, speakers: list[str], mixing, count: int) -> list[dict]:
+    """The fixed test mixtures of dynamic-mixing runs: same seed, same mixtures for every experiment."""
+    from speechsep.mixing import make_mixture
+
+    rng = np.random.default_rng([mixing.seed, 2, 777])
+    by_speaker = {s: corpus.utterances_of(s) for s in speakers}
+    return [make_mixture(corpus, speakers, mixing, rng, by_speaker) for _ in range(count)]
+
+
 def prepare_data(args, config: ExperimentConfig):
     """(train dataset, valid dataset, (mean, std), test records, description)."""
     from speechsep import pipeline
     from speechsep.corpus import find_corpus
-    from speechsep.mixing import MixingConfig, make_mixture, split_speakers
+    from speechsep.mixing import MixingConfig, split_speakers
     from speechsep.shards import iter_records, load_stats
 
     if config.dynamic_mixing:
@@ -120,9 +129,7 @@ def prepare_data(args, config: ExperimentConfig):
                                               config.chunk_frames, seed=config.seed)
         valid = pipeline.make_dynamic_dataset(corpus, splits["valid"], mixing, mean, std, config.batch_size,
                                               config.chunk_frames, seed=config.seed + 1).take(8).cache()
-        rng = np.random.default_rng([config.seed, 2, 777])
-        by_speaker = {s: corpus.utterances_of(s) for s in splits["test"]}
-        test = [make_mixture(corpus, splits["test"], mixing, rng, by_speaker) for _ in range(args.test_mixtures)]
+        test = test_mixtures(corpus, splits["test"], mixing, args.test_mixtures)
         description = {"dynamic_mixing": True, "corpus": corpus.summary(), "splits": splits}
         return train, valid, (mean, std), test, description
     data_dir = args.data
@@ -147,9 +154,10 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
     count = references.shape[0]
     estimates = np.concatenate([estimates, np.zeros((max(0, count - len(estimates)), estimates.shape[1]),
                                                     np.float32)])[:count]
-    order = metrics.best_permutation(references, estimates)
+    sdr, _, _, order = metrics.bss_eval(references, estimates)  # order[i]: estimate of reference i
+    order = [int(i) for i in order]
     estimates = estimates[order]
-    sdr = [float(metrics.si_sdr(r, e)) for r, e in zip(references, estimates)]
+    sdr = [float(value) for value in sdr]
     wav_dir = out / "wavs"
     wav_dir.mkdir(parents=True, exist_ok=True)
     written = [wav_dir / "mixture.wav"]
@@ -168,7 +176,7 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
         "ibm": lambda: plots.plot_masks(log_magnitude, (record["ibm"] == 0).astype(np.float32), estimated_first,
                                         active, title=f"{experiment.title}: masks for source 1 (test mixture)"),
         "wav": lambda: plots.plot_waveforms(record["mixture"], references, estimates, sdr, signal.SAMPLE_RATE,
-                                            title=f"{experiment.title}: SI-SDR of each estimate"),
+                                            title=f"{experiment.title}: BSS Eval SDR of each estimate (test mixture)"),
         "accuracy": lambda: plots.plot_accuracy(history, prefix_title=experiment.title),
         "loss": lambda: plots.plot_history(history, [("loss", "train"), ("val_loss", "validation")],
                                            title=f"{experiment.title}: deep-clustering loss", ylabel="loss"),
