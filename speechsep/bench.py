@@ -2,6 +2,8 @@
 
 * ``data``: mixtures per second and peak RSS of the dataset generator (by
   default on the shared TIMIT sample, reusing its utterances as often as needed).
+* ``separate``: real-time factor of ``Separator.separate`` on a 3 s mixture
+  with each readout (k-means, mean-shift), median of repeated runs.
 * ``quality``: trains every experiment with dynamic mixing under a wall-clock
   budget on the training speakers, evaluates all of them and the oracle masks
   on the SAME test mixtures of unseen speakers, and prints the table overall
@@ -41,6 +43,37 @@ def bench_data(args) -> dict:
     print(f"{row['corpus']:<16}{row['mixtures']:>10}{row['seconds']:>10.1f}{row['mixtures_per_second']:>10.1f}"
           f"{row['peak_rss_mb']:>14.0f}{row['disk_mb']:>10.0f}")
     return row
+
+
+def bench_separate(args) -> list[dict]:
+    import numpy as np
+
+    from speechsep.corpus import find_corpus
+    from speechsep.experiments import test_mixtures
+    from speechsep.mixing import MixingConfig, split_speakers
+    from speechsep.separation import Separator
+
+    separator = Separator.from_run_dir(args.model)
+    corpus = find_corpus(args.timit, args.corpus)
+    speakers = split_speakers(corpus, seed=0)["test"]
+    record = next(r for r in test_mixtures(corpus, speakers, MixingConfig(length_mode="max"), 20)
+                  if len(r["mixture"]) >= 3 * 8000)
+    mixture = record["mixture"][: 3 * 8000]
+    readouts = ["kmeans", "meanshift"] if separator.config.model == "dc" else ["mask"]
+    rows = []
+    print(f"{'model':<20}{'readout':<12}{'seconds (3 s mix)':>20}{'RTF':>8}")
+    for readout in readouts:
+        separator.separate(mixture, readout=readout)  # warm-up (graph tracing)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            separator.separate(mixture, readout=readout)
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
+        rows.append({"model": separator.config.experiment, "readout": readout, "seconds": seconds,
+                     "rtf": seconds / 3.0})
+        print(f"{separator.config.experiment:<20}{readout:<12}{seconds:>20.3f}{seconds / 3.0:>8.3f}")
+    return rows
 
 
 QUALITY_RUNS = (  # (row name, script, extra arguments, budget kind)
@@ -115,6 +148,13 @@ def main(argv=None):
     data.add_argument("--shard-size", type=int, default=100)
     data.add_argument("--scratch", default=None, help="folder for the temporary dataset (deleted after)")
     data.add_argument("--quiet", action="store_true")
+    separate = commands.add_parser("separate", help="separation real-time factor on a 3 s mixture")
+    separate.add_argument("--model", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"
+                                                 / "deepclustering"), help="a training run folder")
+    separate.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"
+                                                 / "timit-sample"))
+    separate.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
+    separate.add_argument("--repeats", type=int, default=7)
     quality = commands.add_parser("quality", help="train all experiments, evaluate with the oracles")
     quality.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "timit-sample"))
     quality.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"))
@@ -126,7 +166,7 @@ def main(argv=None):
     quality.add_argument("--only", nargs="*", default=None, help="row names to (re)run")
     quality.add_argument("--retrain", action="store_true", help="retrain even if results.json exists")
     args = parser.parse_args(argv)
-    return bench_data(args) if args.command == "data" else bench_quality(args)
+    return {"data": bench_data, "separate": bench_separate, "quality": bench_quality}[args.command](args)
 
 
 if __name__ == "__main__":

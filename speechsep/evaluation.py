@@ -80,10 +80,13 @@ def oracle_separate(kind: str):
 
 
 def model_separate(separator, readout: str | None = None, num_sources: int | None = None):
+    """Separate with a trained run; mean-shift also reports the speaker count it estimated."""
+    counts_speakers = (readout or separator.config.readout) == "meanshift"
+
     def separate(record):
         count = num_sources or record["sources"].shape[0]
-        estimates, readout_result = separator.separate(record["mixture"], count, readout)
-        return estimates, readout_result.labels, readout_result.n_found if (readout or separator.config.readout) == "meanshift" else None
+        estimates, result = separator.separate(record["mixture"], count, readout)
+        return estimates, result.labels, result.n_found if counts_speakers else None
 
     return separate
 

@@ -97,6 +97,16 @@ def build_model(config: ExperimentConfig) -> keras.Model:
     return MODELS[config.model](config)
 
 
+def inference_function(model: keras.Model):
+    """A compiled forward pass for any batch size and length: [B, T, F] -> model output.
+
+    Eager Keras calls run a recurrent layer step by step in Python (seconds per
+    utterance); this traces one graph with a shape-polymorphic signature.
+    """
+    signature = [tf.TensorSpec((None, None, N_BINS), tf.float32)]
+    return tf.function(lambda features: model(features, training=False), input_signature=signature)
+
+
 def load_model(path) -> keras.Model:
     """Load a saved ``.keras`` model with the speechsep custom objects registered."""
     import speechsep.losses  # noqa: F401  (registers the loss classes)

@@ -60,11 +60,12 @@ class Readout:
 
 
 def read_masks(output: np.ndarray, active: np.ndarray, config: ExperimentConfig, num_sources: int | None = None,
-               readout: str | None = None, seed: int = 0) -> Readout:
+               readout: str | None = None, seed: int = 0, estimate_count: bool = False) -> Readout:
     """Turn one utterance's network output into masks.
 
     output : [T, F] mask (mask models) or [T, F, D] embeddings (dc);
-    active : [T, F] bool.
+    active : [T, F] bool. With ``estimate_count`` (mean-shift only) the number
+    of sources is the number of clusters found, not ``num_sources``.
     """
     readout = readout or config.readout
     num_sources = num_sources or config.num_speakers
@@ -80,8 +81,11 @@ def read_masks(output: np.ndarray, active: np.ndarray, config: ExperimentConfig,
     kwargs = {}
     if readout == "meanshift" and config.meanshift_bandwidth is not None:
         kwargs["bandwidth"] = config.meanshift_bandwidth
-    result = cluster.cluster_embeddings(output, active, method=readout, n_clusters=num_sources, seed=seed, **kwargs)
-    count = max(num_sources, int(result.labels.max()) + 1)
+    if estimate_count and readout != "meanshift":
+        raise ValueError(f"only mean-shift estimates the number of speakers, not {readout!r}")
+    result = cluster.cluster_embeddings(output, active, method=readout, seed=seed,
+                                        n_clusters=None if estimate_count else num_sources, **kwargs)
+    count = int(result.labels.max()) + 1 if estimate_count else max(num_sources, int(result.labels.max()) + 1)
     return Readout(signal.masks_from_labels(result.labels, count), result.labels, output, result.n_found)
 
 
@@ -93,7 +97,10 @@ class Separator:
     """
 
     def __init__(self, model, config: ExperimentConfig, mean: np.ndarray, std: np.ndarray):
+        from speechsep.models import inference_function
+
         self.model, self.config, self.mean, self.std = model, config, mean, std
+        self._forward = inference_function(model)
 
     @classmethod
     def from_run_dir(cls, run_dir) -> "Separator":
@@ -121,13 +128,16 @@ class Separator:
     def network_output(self, mixture_spectrum: np.ndarray) -> np.ndarray:
         """Run the network on one whole utterance: [T, F] or [T, F, D]."""
         features = self.features(mixture_spectrum)[None]  # [1, T, F]
-        return np.asarray(self.model(features, training=False))[0]
+        return np.asarray(self._forward(features))[0]
 
     def separate(self, mixture: np.ndarray, num_sources: int | None = None, readout: str | None = None,
-                 seed: int = 0) -> tuple[np.ndarray, Readout]:
+                 seed: int = 0, estimate_count: bool = False) -> tuple[np.ndarray, Readout]:
         """mixture [T] at 8 kHz -> estimates [C, T] float32 (mixture phase) and the readout."""
         mixture = np.asarray(mixture, dtype=np.float32)
+        if mixture.ndim != 1 or mixture.size == 0:
+            raise ValueError(f"separate expects a non-empty mono waveform, got shape {mixture.shape}")
         spectrum = signal.stft(mixture)  # [N, F]
         active = signal.active_bins(spectrum)
-        result = read_masks(self.network_output(spectrum), active, self.config, num_sources, readout, seed)
+        result = read_masks(self.network_output(spectrum), active, self.config, num_sources, readout, seed,
+                            estimate_count)
         return signal.apply_masks(spectrum, result.masks, len(mixture)), result

@@ -82,11 +82,16 @@ class SeparationAccuracy(keras.callbacks.Callback):
         super().__init__()
         self.config, self.samples = config, samples
 
+    def on_train_begin(self, logs=None):
+        from speechsep.models import inference_function
+
+        self.forward = inference_function(self.model)
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         for prefix, (features, ibm, active) in self.samples.items():
-            outputs = np.asarray(self.model(features, training=False))  # [B, T, F(, D)]
+            outputs = np.asarray(self.forward(features))  # [B, T, F(, D)]
             labels = np.stack([read_masks(o, a, self.config).labels for o, a in zip(outputs, active)])
             fixed, pit = batch_accuracies(labels, ibm, active, self.config.num_speakers)
             logs[f"{prefix}acc_fixed"], logs[f"{prefix}acc_pit"] = fixed, pit

@@ -1,0 +1,165 @@
+"""Command line: ``python -m speechsep evaluate|separate``.
+
+evaluate
+    ``python -m speechsep evaluate --model RUN_DIR [--timit PATH | --data DIR] [--mixtures N] [--seed S]``
+    evaluates a training run folder (any of the six experiments) or an oracle
+    (``--model oracle:ibm|oracle:irm|oracle:mixture``) on test mixtures of the
+    test speakers, prints a table overall and by pair type, and writes
+    ``evaluation.csv`` (per utterance) and ``evaluation.json`` (summary).
+
+separate
+    ``python -m speechsep separate --model RUN_DIR [--out DIR] [--clusterer kmeans|meanshift] [--speakers K] MIX.wav ...``
+    separates any wav (any sample rate and channel count: downmixed, resampled
+    to 8 kHz) into ``<name>_s1.wav``, ``<name>_s2.wav``, ... at 8 kHz. A bad
+    file is reported and skipped; the others are still processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+ORACLE_PREFIX = "oracle:"
+
+
+def _test_records(args, run_config=None) -> tuple[list[dict], list[str]]:
+    """Test mixtures from --data (test split) or from the corpus' test speakers (seeded)."""
+    import itertools
+
+    from speechsep.shards import iter_records, read_index
+
+    if args.data:
+        records = list(itertools.islice(iter_records(args.data, "test"), args.mixtures))
+        return records, read_index(args.data)["splits"]["test"]["speakers"]
+    from speechsep.corpus import find_corpus
+    from speechsep.experiments import test_mixtures
+    from speechsep.mixing import MixingConfig, split_speakers
+
+    corpus = find_corpus(args.timit, args.corpus)
+    speakers = args.speakers or (run_config.num_speakers if run_config else 2)
+    mixing = MixingConfig(num_speakers=speakers, seed=args.seed)
+    test_speakers = split_speakers(corpus, seed=args.seed, min_speakers=speakers)["test"]
+    return test_mixtures(corpus, test_speakers, mixing, args.mixtures), test_speakers
+
+
+def evaluate_command(args) -> dict:
+    from speechsep import evaluation
+
+    if args.model.startswith(ORACLE_PREFIX):
+        args.seed = 0 if args.seed is None else args.seed
+        kind = args.model[len(ORACLE_PREFIX):]
+        if kind not in evaluation.ORACLES:
+            raise ValueError(f"unknown oracle {kind!r}: use oracle:ibm, oracle:irm or oracle:mixture")
+        records, test_speakers = _test_records(args)
+        separate, name = evaluation.oracle_separate(kind), f"oracle-{kind}"
+        out = Path(args.out or f"evaluation-{name}")
+    else:
+        from speechsep.separation import Separator
+
+        run_dir = Path(args.model)
+        separator = Separator.from_run_dir(run_dir)
+        if args.seed is None:
+            args.seed = separator.config.seed  # the split the run was trained with
+        records, test_speakers = _test_records(args, separator.config)
+        run_file = run_dir / "run.json"
+        if run_file.is_file():
+            trained_on = set(json.loads(run_file.read_text()).get("data", {}).get("splits", {}).get("train", []))
+            overlap = trained_on & set(test_speakers)
+            if overlap:
+                raise ValueError(f"{run_dir} was trained on test speaker(s) {sorted(overlap)}: "
+                                 "evaluate with the run's own --seed / dataset")
+        readout = args.clusterer or separator.config.readout
+        separate = evaluation.model_separate(separator, readout)
+        name = f"{separator.config.experiment}-{readout}"
+        out = Path(args.out or run_dir / "evaluation")
+    rows = evaluation.evaluate_records(records, separate)
+    summary = evaluation.summarise(rows)
+    summary.update({"method": name, "test_speakers": test_speakers, "seed": args.seed})
+    out.mkdir(parents=True, exist_ok=True)
+    fields = sorted({key for row in rows for key in row}, key=lambda k: (k not in ("id", "pair_type"), k))
+    with open(out / "evaluation.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    from speechsep.shards import atomic_write_json
+
+    atomic_write_json(out / "evaluation.json", summary)
+    print(evaluation.format_table({name: summary}))
+    for pair, block in summary["by_pair_type"].items():
+        print(f"\n{pair}\n" + evaluation.format_table({name: {"overall": block}}))
+    print(f"\nWrote {out / 'evaluation.csv'} ({len(rows)} mixtures) and {out / 'evaluation.json'}")
+    return summary
+
+
+def separate_command(args) -> int:
+    import numpy as np
+    import soundfile
+
+    from speechsep.corpus import AudioFileError, load_audio
+    from speechsep.separation import Separator
+    from speechsep.signal import SAMPLE_RATE
+
+    separator = Separator.from_run_dir(args.model)
+    readout = args.clusterer
+    if separator.config.model != "dc" and readout not in (None, "mask"):
+        print(f"note: {args.model} is a mask network; --clusterer {readout} is ignored", file=sys.stderr)
+        readout = None
+    estimate_count = (readout or separator.config.readout) == "meanshift" and args.speakers is None
+    failures = 0
+    for path in args.mixtures:
+        path = Path(path)
+        try:
+            mixture = load_audio(path)
+            estimates, result = separator.separate(mixture, args.speakers, readout, estimate_count=estimate_count)
+        except (AudioFileError, ValueError) as error:
+            print(f"error: {error if str(path) in str(error) else f'{path}: {error}'}", file=sys.stderr)
+            failures += 1
+            continue
+        out = Path(args.out) if args.out else path.parent
+        out.mkdir(parents=True, exist_ok=True)
+        peak = max(float(np.max(np.abs(estimates))), 1e-9)
+        written = []
+        for index, estimate in enumerate(estimates):
+            target = out / f"{path.stem}_s{index + 1}.wav"
+            soundfile.write(str(target), estimate / max(peak, 1.0), SAMPLE_RATE)
+            written.append(target.name)
+        found = f" (mean-shift found {result.n_found} speakers)" if estimate_count else ""
+        print(f"{path}: wrote {', '.join(written)} to {out} at {SAMPLE_RATE} Hz{found}")
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m speechsep", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    evaluate = commands.add_parser("evaluate", help="metrics of a run or an oracle on unseen test speakers")
+    evaluate.add_argument("--model", required=True, help="RUN_DIR or oracle:ibm|oracle:irm|oracle:mixture")
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument("--timit", default=None, help="corpus folder (test speakers drawn with --seed)")
+    source.add_argument("--data", default=None, help="pickle dataset: its test split")
+    evaluate.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
+    evaluate.add_argument("--mixtures", type=int, default=100)
+    evaluate.add_argument("--seed", type=int, default=None, help="split/mixing seed (default: the run's)")
+    evaluate.add_argument("--speakers", type=int, default=None)
+    evaluate.add_argument("--clusterer", choices=("kmeans", "meanshift", "pca_sign"), default=None)
+    evaluate.add_argument("--out", default=None, help="default: RUN_DIR/evaluation")
+    separate = commands.add_parser("separate", help="separate wav files with a trained run")
+    separate.add_argument("--model", required=True, help="RUN_DIR (the --out folder of a training script)")
+    separate.add_argument("--out", default=None, help="default: next to each input")
+    separate.add_argument("--clusterer", choices=("kmeans", "meanshift", "pca_sign"), default=None)
+    separate.add_argument("--speakers", type=int, default=None,
+                          help="number of talkers (default: the run's; mean-shift estimates it)")
+    separate.add_argument("mixtures", nargs="+", metavar="MIX.wav")
+    args = parser.parse_args(argv)
+    from speechsep.cli import run_guarded
+
+    if args.command == "evaluate":
+        run_guarded(evaluate_command, args)
+        return 0
+    return run_guarded(separate_command, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
