@@ -4,6 +4,9 @@
   default on the shared TIMIT sample, reusing its utterances as often as needed).
 * ``separate``: real-time factor of ``Separator.separate`` on a 3 s mixture
   with each readout (k-means, mean-shift), median of repeated runs.
+* ``meanshift``: speaker-count accuracy and time of mean-shift per bandwidth on
+  a trained deep-clustering run: tuned on VALIDATION mixtures, reported on test
+  mixtures of 2 and 3 speakers.
 * ``quality``: trains every experiment with dynamic mixing under a wall-clock
   budget on the training speakers, evaluates all of them and the oracle masks
   on the SAME test mixtures of unseen speakers, and prints the table overall
@@ -73,6 +76,49 @@ def bench_separate(args) -> list[dict]:
         rows.append({"model": separator.config.experiment, "readout": readout, "seconds": seconds,
                      "rtf": seconds / 3.0})
         print(f"{separator.config.experiment:<20}{readout:<12}{seconds:>20.3f}{seconds / 3.0:>8.3f}")
+    return rows
+
+
+def bench_meanshift(args) -> list[dict]:
+    import numpy as np
+
+    from speechsep import cluster, signal
+    from speechsep.corpus import find_corpus
+    from speechsep.experiments import test_mixtures
+    from speechsep.mixing import MixingConfig, split_speakers
+    from speechsep.separation import Separator
+
+    separator = Separator.from_run_dir(args.model)
+    corpus = find_corpus(args.timit, args.corpus)
+    seed = separator.config.seed
+    sets = {}
+    for split, speakers_per_mix in (("valid", 2), ("test", 2), ("test", 3)):
+        speakers = split_speakers(corpus, seed=seed)[split]
+        if len(speakers) < speakers_per_mix:
+            continue
+        mixing = MixingConfig(num_speakers=speakers_per_mix, seed=seed + 100 * speakers_per_mix)
+        embedded = []
+        for record in test_mixtures(corpus, speakers, mixing, args.mixtures):
+            spectrum = signal.stft(record["mixture"])
+            embedded.append((separator.network_output(spectrum), signal.active_bins(spectrum)))
+        sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
+    rows = []
+    print(f"{'bandwidth':>10}" + "".join(f"{name + ' count ok':>22}" for name in sets) + f"{'ms / 3 s mix':>14}")
+    for bandwidth in args.bandwidths:
+        row = {"bandwidth": bandwidth}
+        times = []
+        for name, (speakers_per_mix, embedded) in sets.items():
+            right = 0
+            for embeddings, active in embedded:
+                start = time.perf_counter()
+                found = cluster.cluster_embeddings(embeddings, active, method="meanshift", bandwidth=bandwidth).n_found
+                times.append((time.perf_counter() - start) * 3 * signal.SAMPLE_RATE / signal.HOP_LENGTH
+                             / embeddings.shape[0])
+                right += found == speakers_per_mix
+            row[name] = right / len(embedded)
+        row["ms_per_3s"] = 1000 * float(np.median(times))
+        rows.append(row)
+        print(f"{bandwidth:>10.3f}" + "".join(f"{row[name]:>22.0%}" for name in sets) + f"{row['ms_per_3s']:>14.0f}")
     return rows
 
 
@@ -148,6 +194,14 @@ def main(argv=None):
                                                  / "timit-sample"))
     separate.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
     separate.add_argument("--repeats", type=int, default=7)
+    meanshift = commands.add_parser("meanshift", help="mean-shift speaker counting per bandwidth")
+    meanshift.add_argument("--model", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"
+                                                  / "deepclustering"))
+    meanshift.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"
+                                                  / "timit-sample"))
+    meanshift.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
+    meanshift.add_argument("--mixtures", type=int, default=50)
+    meanshift.add_argument("--bandwidths", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4])
     quality = commands.add_parser("quality", help="train all experiments, evaluate with the oracles")
     quality.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "timit-sample"))
     quality.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"))
@@ -159,7 +213,8 @@ def main(argv=None):
     quality.add_argument("--only", nargs="*", default=None, help="rows to train now (others are reported if their results.json exists)")
     quality.add_argument("--retrain", action="store_true", help="retrain even if results.json exists")
     args = parser.parse_args(argv)
-    return {"data": bench_data, "separate": bench_separate, "quality": bench_quality}[args.command](args)
+    return {"data": bench_data, "separate": bench_separate, "meanshift": bench_meanshift,
+            "quality": bench_quality}[args.command](args)
 
 
 if __name__ == "__main__":
