@@ -65,8 +65,8 @@ def kmeans(points, n_clusters, seed=0):
     return labels.astype(np.int64), model.cluster_centers_  # [N], [K, D]
 
 
-def spherical_mean_shift(points, bandwidth=0.05, n_seeds=128, max_iter=50,
-                         min_cluster_fraction=0.05, seed=0, tol=1e-5,
+def spherical_mean_shift(points, bandwidth=0.1, n_seeds=128, max_iter=50,
+                         min_cluster_fraction=0.1, seed=0, tol=1e-5,
                          merge_distance=None):
     """Mean-shift on the unit sphere with a von Mises-Fisher (cosine) kernel.
 
@@ -78,7 +78,16 @@ def spherical_mean_shift(points, bandwidth=0.05, n_seeds=128, max_iter=50,
     ``X M^T`` ([N, S]) and the update ``M <- normalise(W^T X)``, run only on
     the seeds that have not converged yet.
 
-    Default ``bandwidth=0.05`` (angular scale ~0.22 rad, ~13 degrees). Deep
+    Defaults ``bandwidth=0.1`` (angular scale ~0.32 rad, ~18 degrees) and
+    ``min_cluster_fraction=0.1`` were chosen on VALIDATION mixtures of real
+    deep-clustering embeddings (the 30-minute TIMIT-sample model, ``python -m
+    speechsep.bench meanshift``): the 2-speaker count was right on 72% of
+    validation mixtures, against 52% for 0.05/0.05 (and 100% of 25 test
+    2-speaker mixtures, 12% of 3-speaker ones). On idealised synthetic blobs a
+    narrower kernel is better, as the sweep below shows; pass ``bandwidth=0.05``
+    for very well-trained, tight embeddings.
+
+    Synthetic sweep (why narrow kernels suit tight blobs): Deep
     clustering trains embeddings of one source towards parallel and of
     different sources towards orthogonal (kernel weight exp(-20) at cosine 0).
     Because in 40 dimensions the many far points of a big cluster pull
@@ -250,7 +259,9 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
     n_clusters : int or None
         Required for k-means. For mean-shift optional: if more clusters are
         found, the smallest are merged into their nearest one until the count
-        matches; if fewer are found, they are kept.
+        matches; if fewer are found, k-means with ``n_clusters`` is used
+        instead (the caller asked for that many sources). ``n_found`` always
+        reports the mean-shift estimate.
     seed : int
     **kwargs
         Passed to the clusterer (e.g. ``bandwidth`` for mean-shift).
@@ -296,6 +307,12 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
     n_found = len(centers)
     if n_clusters is not None and n_found > n_clusters:
         centers = _merge_smallest(active_labels, centers, int(n_clusters))  # [n_clusters, D]
+    elif n_clusters is not None and n_found < n_clusters <= active_points.shape[0]:
+        # the caller asked for K sources: give K (k-means), while n_found still reports the estimate
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _, centers = kmeans(active_points, int(n_clusters), seed=seed)
+        centers = _unit_rows(centers)  # [n_clusters, D]
 
     labels = np.argmax(points @ centers.T, axis=1)  # [T*F]
     return ClusteringResult(

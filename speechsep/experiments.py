@@ -67,6 +67,9 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
     group.add_argument("--dynamic-mixing", action="store_true", help="fresh training mixtures every epoch")
     group.add_argument("--mixtures", type=int, default=1000, help="size of the auto-built dataset (default 1000)")
     group.add_argument("--test-mixtures", type=int, default=100, help="test mixtures to evaluate (default 100)")
+    group.add_argument("--speed-perturb", type=float, nargs=2, default=(0.9, 1.1), metavar=("LOW", "HIGH"),
+                       help="with --dynamic-mixing: speed/pitch factor range of training sources "
+                            "(virtual speakers; default 0.9 1.1; 1 1 = off)")
     group = parser.add_argument_group("training")
     group.add_argument("--epochs", type=int, default=10)
     group.add_argument("--minutes", type=float, default=None, help="wall-clock training budget")
@@ -123,14 +126,16 @@ def prepare_data(args, config: ExperimentConfig):
     if config.dynamic_mixing:
         corpus = find_corpus(args.timit, args.corpus)
         mixing = MixingConfig(num_speakers=config.num_speakers, seed=config.seed)
+        train_mixing = dataclasses.replace(mixing, speed_range=tuple(args.speed_perturb))
         splits = split_speakers(corpus, seed=config.seed, min_speakers=config.num_speakers)
         mean, std = pipeline.estimate_stats(corpus, splits["train"], mixing)
-        train = pipeline.make_dynamic_dataset(corpus, splits["train"], mixing, mean, std, config.batch_size,
+        train = pipeline.make_dynamic_dataset(corpus, splits["train"], train_mixing, mean, std, config.batch_size,
                                               config.chunk_frames, seed=config.seed)
         valid = pipeline.make_dynamic_dataset(corpus, splits["valid"], mixing, mean, std, config.batch_size,
                                               config.chunk_frames, seed=config.seed + 1).take(8).cache()
         test = test_mixtures(corpus, splits["test"], mixing, args.test_mixtures)
-        description = {"dynamic_mixing": True, "corpus": corpus.summary(), "splits": splits}
+        description = {"dynamic_mixing": True, "corpus": corpus.summary(), "splits": splits,
+                       "train_speed_range": list(train_mixing.speed_range)}
         return train, valid, (mean, std), test, description
     data_dir = args.data
     if data_dir is None:

@@ -7,8 +7,10 @@ documented in :mod:`speechsep.shards`.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 
 import numpy as np
+import scipy.signal
 
 from speechsep import signal
 from speechsep.corpus import AudioFileError, Corpus, Utterance
@@ -25,6 +27,9 @@ class MixingConfig:
     level_range_db: tuple[float, float] = (0.0, 5.0)
     length_mode: str = "min"  # "min": shortest source; "max": zero-pad the shorter ones
     seed: int = 0
+    # speed/pitch perturbation of every source by a factor uniform in this range (resampling shifts
+    # pitch and formants together: "virtual speakers"); (1, 1) = off. Used for training mixtures only.
+    speed_range: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self):
         if self.num_speakers < 2:
@@ -34,6 +39,8 @@ class MixingConfig:
         low, high = self.level_range_db
         if not 0 <= low <= high:
             raise ValueError(f"level_range_db must satisfy 0 <= low <= high, got {self.level_range_db}")
+        if not 0.5 <= self.speed_range[0] <= self.speed_range[1] <= 2.0:
+            raise ValueError(f"speed_range must satisfy 0.5 <= low <= high <= 2, got {self.speed_range}")
 
 
 def split_speakers(
@@ -133,6 +140,8 @@ def make_mixture(
     if len(speakers) < config.num_speakers:
         raise ValueError(f"{len(speakers)} speakers cannot make {config.num_speakers}-talker mixtures")
     utterances, waves = _draw_sources(corpus, speakers, config, rng, by_speaker)
+    if tuple(config.speed_range) != (1.0, 1.0):
+        waves = [change_speed(wave, rng.uniform(*config.speed_range)) for wave in waves]
     lengths = [len(w) for w in waves]
     length = min(lengths) if config.length_mode == "min" else max(lengths)
     sources = np.zeros((config.num_speakers, length), dtype=np.float64)  # [C, T]
@@ -148,6 +157,14 @@ def make_mixture(
     mixture = sources.sum(axis=0)
     sources *= PEAK_LEVEL / max(np.max(np.abs(mixture)), 1e-12)
     return make_record(sources.astype(np.float32), utterances, levels_db)
+
+
+def change_speed(waveform: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``waveform`` ``factor`` times faster (pitch and formants scale by ``factor``)."""
+    ratio = fractions.Fraction(factor).limit_denominator(40)
+    if ratio == 1:
+        return waveform
+    return scipy.signal.resample_poly(waveform, ratio.denominator, ratio.numerator).astype(np.float32)
 
 
 def make_record(sources: np.ndarray, utterances: list[Utterance], levels_db: list[float]) -> dict:

@@ -167,12 +167,14 @@ class DatasetConfig:
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
         data["mixing"]["level_range_db"] = list(self.mixing.level_range_db)
+        data["mixing"]["speed_range"] = list(self.mixing.speed_range)
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "DatasetConfig":
         mixing = dict(data["mixing"])
         mixing["level_range_db"] = tuple(mixing["level_range_db"])
+        mixing["speed_range"] = tuple(mixing.get("speed_range", (1.0, 1.0)))
         return cls(**{**data, "mixing": MixingConfig(**mixing)})
 
 

@@ -133,9 +133,11 @@ def test_cluster_embeddings_meanshift_merges_down_to_n_clusters():
     flat = merged.labels.reshape(-1)
     assert flat[truth == 0][0] != flat[truth == 1][0]
     assert np.mean(flat[truth == 0] == flat[truth == 0][0]) == 1.0
-    # Asking for more clusters than found keeps what was found.
+    # Asking for more clusters than found: the estimate is still reported, and K clusters are given.
     more = cluster_embeddings(embeddings, active, method="meanshift", n_clusters=5)
-    assert more.n_found == 3 and more.centers.shape == (3, DIM)
+    assert more.n_found == 3 and more.centers.shape == (5, DIM)
+    assert len(np.unique(more.labels)) == 5
+    assert cluster_embeddings(embeddings, active, method="meanshift").centers.shape == (3, DIM)
 
 
 @pytest.mark.parametrize("method", ["kmeans", "meanshift"])
