@@ -257,6 +257,14 @@ def compute_stats(records: Iterator[dict]) -> dict:
     return {"mean": mean.tolist(), "std": std.tolist(), "frames": int(count), "split": "train"}
 
 
+def _normalised(stored_config: dict, index_path: Path) -> dict:
+    """A stored config as this version writes it (fields added since then take their defaults)."""
+    try:
+        return DatasetConfig.from_json(stored_config).to_json()
+    except (TypeError, KeyError, ValueError) as error:
+        raise ShardError(f"{index_path}: unreadable dataset config ({error})") from None
+
+
 def write_dataset(
     corpus: Corpus, out_dir, config: DatasetConfig, overwrite: bool = False, progress: bool = True,
     stop_after_shards: int | None = None,
@@ -272,7 +280,8 @@ def write_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     index_path = out_dir / INDEX_NAME
     existing = read_index(out_dir) if index_path.exists() and not overwrite else None
-    if existing is not None and (existing["config"] != config.to_json() or existing["corpus"]["root"] != corpus.root):
+    if existing is not None and (_normalised(existing["config"], index_path) != config.to_json()
+                                 or existing["corpus"]["root"] != corpus.root):
         raise ShardError(
             f"{index_path}: the folder holds a dataset built with a different config or corpus; "
             "use --overwrite or another --out"

@@ -164,3 +164,12 @@ def test_shared_sample_dataset(timit_sample, tmp_path):
     for record in iter_records(tmp_path, "test"):
         assert set(record["speakers"]) <= set(splits["test"])
         assert np.isfinite(record["log_magnitude"]).all()
+
+
+def test_dataset_from_before_a_new_config_field_still_resumes(corpus, tmp_path):
+    write_dataset(corpus, tmp_path, small_config(), progress=False, stop_after_shards=1)
+    index = json.loads((tmp_path / "index.json").read_text())
+    del index["config"]["mixing"]["speed_range"]  # as written before that field existed
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    final = write_dataset(corpus, tmp_path, small_config(), progress=False)
+    assert final["complete"] and final["splits"]["train"]["mixtures"] == 12
