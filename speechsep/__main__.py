@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -64,13 +63,7 @@ def evaluate_command(args) -> dict:
         if args.seed is None:
             args.seed = separator.config.seed  # the split the run was trained with
         records, test_speakers = _test_records(args, separator.config)
-        run_file = run_dir / "run.json"
-        if run_file.is_file():
-            trained_on = set(json.loads(run_file.read_text()).get("data", {}).get("splits", {}).get("train", []))
-            overlap = trained_on & set(test_speakers)
-            if overlap:
-                raise ValueError(f"{run_dir} was trained on test speaker(s) {sorted(overlap)}: "
-                                 "evaluate with the run's own --seed / dataset")
+        evaluation.check_unseen(run_dir, test_speakers)
         readout = args.clusterer or separator.config.readout
         separate = evaluation.model_separate(separator, readout)
         name = f"{separator.config.experiment}-{readout}"

@@ -9,7 +9,6 @@ schematics generated from the real models and ``FolderStructure.png``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from speechsep import evaluation
@@ -70,11 +69,7 @@ def compare(runs: dict[str, Path], records: list[dict], test_speakers: list[str]
     summaries = {}
     for name, run_dir in runs.items():
         separator = Separator.from_run_dir(run_dir)
-        run_file = run_dir / "run.json"
-        if run_file.is_file():
-            trained = set(json.loads(run_file.read_text()).get("data", {}).get("splits", {}).get("train", []))
-            if trained & set(test_speakers):
-                raise ValueError(f"{run_dir} was trained on test speakers {sorted(trained & set(test_speakers))}")
+        evaluation.check_unseen(run_dir, test_speakers)
         print(f"evaluating {name} ({run_dir}) on {len(records)} mixtures...", flush=True)
         summaries[name] = evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator)))
     for kind in evaluation.ORACLES:

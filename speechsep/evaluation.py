@@ -23,6 +23,21 @@ SILENT_BIN_NOTE = ("accuracy_fixed/accuracy_pit count active bins only (silent b
                    "maximum, are weighted out); SNR/SI-SDR/SDR/STOI are waveform metrics over all samples")
 
 
+def check_unseen(run_dir, test_speakers) -> None:
+    """Refuse test speakers that the run in ``run_dir`` trained on (its run.json lists them)."""
+    import json
+    from pathlib import Path
+
+    run_file = Path(run_dir) / "run.json"
+    if not run_file.is_file():
+        return
+    trained = set(json.loads(run_file.read_text()).get("data", {}).get("splits", {}).get("train", []))
+    overlap = sorted(trained & set(test_speakers))
+    if overlap:
+        raise ValueError(f"{run_dir} was trained on test speaker(s) {overlap}: "
+                         "evaluate with the run's own --seed / dataset")
+
+
 def oracle_masks(record: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(masks [C, T, F], labels [T, F]) of an oracle: ideal binary, ideal ratio, or the mixture itself."""
     spectra = signal.stft(record["sources"])  # [C, N, F]
