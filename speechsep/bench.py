@@ -24,6 +24,11 @@ import time
 from pathlib import Path
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = str(REPO_ROOT.parent / "shared" / "data" / "timit-sample")
+QUALITY_DIR = REPO_ROOT / "runs" / "quality"
+
+
 def bench_data(args) -> dict:
     from speechsep.corpus import find_corpus
     from speechsep.mixing import MixingConfig
@@ -129,38 +134,33 @@ def bench_meanshift(args) -> list[dict]:
 REUSE_DC_NETWORK = {"meanshift": "meanshift", "bidiloss": "pca_sign"}  # row -> readout
 
 
-def reuse_dc_network(dc_run: Path, run_dir: Path, experiment: str, readout: str, args) -> None:
+def reuse_dc_network(dc_run: Path, run_dir: Path, experiment: str, readout: str, records: list[dict],
+                     test_speakers: list[str]) -> None:
     """A row that shares the deep-clustering network (same architecture and loss) with another readout.
 
     The mean-shift and BLSTM+DC-loss experiments train exactly that network;
     reusing it isolates the readout and saves two 30-minute retrainings on 2 CPU
-    cores (the README says so). Results go to ``run_dir/results.json``.
+    cores (the README says so). Evaluated on ``records``; results go to
+    ``run_dir/results.json``.
     """
     import shutil
 
     from speechsep import evaluation
-    from speechsep.corpus import find_corpus
-    from speechsep.experiments import test_mixtures
-    from speechsep.mixing import MixingConfig, split_speakers
+    from speechsep.config import ExperimentConfig
     from speechsep.separation import Separator
     from speechsep.shards import atomic_write_json
 
     if not (dc_run / "config.json").is_file():
-        raise ValueError(f"the meanshift row reuses {dc_run}: train the deepclustering row first")
+        raise ValueError(f"the {experiment} row reuses {dc_run}: train the deepclustering row first")
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in ("best.keras", "stats.json", "run.json"):
         shutil.copyfile(dc_run / name, run_dir / name)
-    from speechsep.config import ExperimentConfig
-
     config = ExperimentConfig.load(dc_run / "config.json").replace(experiment=experiment, readout=readout)
     config.save(run_dir / "config.json")
     separator = Separator.from_run_dir(run_dir)
-    corpus = find_corpus(args.timit)
-    splits = split_speakers(corpus, seed=args.seed)
-    records = test_mixtures(corpus, splits["test"], MixingConfig(seed=args.seed), args.test_mixtures)
     summary = evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator)))
     atomic_write_json(run_dir / "results.json", {"experiment": experiment, "reuses_network_of": str(dc_run),
-                                                 "config": config.to_json(), "test_speakers": splits["test"],
+                                                 "config": config.to_json(), "test_speakers": test_speakers,
                                                  **summary})
 
 
@@ -179,23 +179,24 @@ def bench_quality(args) -> dict:
     import importlib.util
     import json
 
-    from speechsep import evaluation
-    from speechsep.compare import tables_markdown
+    from speechsep.compare import oracle_summaries, tables_markdown
     from speechsep.corpus import find_corpus
     from speechsep.experiments import test_mixtures
     from speechsep.mixing import MixingConfig, split_speakers
     from speechsep.shards import atomic_write_json
 
-    repo = Path(__file__).resolve().parents[1]
     out = Path(args.out)
+    corpus = find_corpus(args.timit)
+    splits = split_speakers(corpus, seed=args.seed)
+    records = test_mixtures(corpus, splits["test"], MixingConfig(seed=args.seed), args.test_mixtures)
     summaries = {}
     for name, script, extra, budget in QUALITY_RUNS:
         run_dir = out / name
         selected = not args.only or name in args.only
         if selected and name in REUSE_DC_NETWORK and (args.retrain or not (run_dir / "results.json").is_file()):
-            reuse_dc_network(out / "deepclustering", run_dir, name, REUSE_DC_NETWORK[name], args)
+            reuse_dc_network(out / "deepclustering", run_dir, name, REUSE_DC_NETWORK[name], records, splits["test"])
         elif selected and (args.retrain or not (run_dir / "results.json").is_file()):
-            spec = importlib.util.spec_from_file_location(f"bench_{name}", repo / script)
+            spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO_ROOT / script)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             minutes = args.dc_minutes if budget == "dc" else args.mask_minutes
@@ -204,13 +205,7 @@ def bench_quality(args) -> dict:
                          "--seed", str(args.seed), "--out", str(run_dir)] + extra)
         if (run_dir / "results.json").is_file():  # rows trained earlier (e.g. another --only) are reported too
             summaries[name] = json.loads((run_dir / "results.json").read_text())
-    corpus = find_corpus(args.timit)
-    mixing = MixingConfig(seed=args.seed)
-    splits = split_speakers(corpus, seed=args.seed)
-    records = test_mixtures(corpus, splits["test"], mixing, args.test_mixtures)
-    for kind in evaluation.ORACLES:
-        summaries[f"oracle {kind}"] = evaluation.summarise(
-            evaluation.evaluate_records(records, evaluation.oracle_separate(kind)))
+    summaries.update(oracle_summaries(records))
     header = (f"Test speakers never seen in training: {', '.join(splits['test'])}; {args.test_mixtures} "
               f"mixtures; seed {args.seed}; DC budget {args.dc_minutes} min, mask nets {args.mask_minutes} min "
               "of 2-core CPU training with dynamic mixing.")
@@ -225,31 +220,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m speechsep.bench", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="dataset generation speed and memory")
-    data.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "timit-sample"))
+    data.add_argument("--timit", default=SHARED_SAMPLE)
     data.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
     data.add_argument("--mixtures", type=int, default=2000)
     data.add_argument("--shard-size", type=int, default=100)
     data.add_argument("--scratch", default=None, help="folder for the temporary dataset (deleted after)")
     data.add_argument("--quiet", action="store_true")
     separate = commands.add_parser("separate", help="separation real-time factor on a 3 s mixture")
-    separate.add_argument("--model", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"
-                                                 / "deepclustering"), help="a training run folder")
-    separate.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"
-                                                 / "timit-sample"))
+    separate.add_argument("--model", default=str(QUALITY_DIR / "deepclustering"), help="a training run folder")
+    separate.add_argument("--timit", default=SHARED_SAMPLE)
     separate.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
     separate.add_argument("--repeats", type=int, default=7)
     meanshift = commands.add_parser("meanshift", help="mean-shift speaker counting per bandwidth")
-    meanshift.add_argument("--model", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"
-                                                  / "deepclustering"))
-    meanshift.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"
-                                                  / "timit-sample"))
+    meanshift.add_argument("--model", default=str(QUALITY_DIR / "deepclustering"))
+    meanshift.add_argument("--timit", default=SHARED_SAMPLE)
     meanshift.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
     meanshift.add_argument("--mixtures", type=int, default=50)
     meanshift.add_argument("--bandwidths", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2])
     meanshift.add_argument("--min-fractions", type=float, nargs="+", default=[0.05, 0.1, 0.15])
     quality = commands.add_parser("quality", help="train all experiments, evaluate with the oracles")
-    quality.add_argument("--timit", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "timit-sample"))
-    quality.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "runs" / "quality"))
+    quality.add_argument("--timit", default=SHARED_SAMPLE)
+    quality.add_argument("--out", default=str(QUALITY_DIR))
     quality.add_argument("--dc-minutes", type=float, default=30.0)
     quality.add_argument("--mask-minutes", type=float, default=8.0)
     quality.add_argument("--steps-per-epoch", type=int, default=150)

@@ -60,6 +60,12 @@ def bar_rows(summaries: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def oracle_summaries(records: list[dict]) -> dict[str, dict]:
+    """The oracle rows (IBM, IRM, unprocessed mixture) on ``records``."""
+    return {f"oracle {kind}": evaluation.summarise(evaluation.evaluate_records(records, evaluation.oracle_separate(kind)))
+            for kind in evaluation.ORACLES}
+
+
 def compare(runs: dict[str, Path], records: list[dict], test_speakers: list[str], out_dir: Path,
             header: str = "") -> dict[str, dict]:
     from speechsep import plots
@@ -72,8 +78,7 @@ def compare(runs: dict[str, Path], records: list[dict], test_speakers: list[str]
         evaluation.check_unseen(run_dir, test_speakers)
         print(f"evaluating {name} ({run_dir}) on {len(records)} mixtures...", flush=True)
         summaries[name] = evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator)))
-    for kind in evaluation.ORACLES:
-        summaries[f"oracle {kind}"] = evaluation.summarise(evaluation.evaluate_records(records, evaluation.oracle_separate(kind)))
+    summaries.update(oracle_summaries(records))
     out_dir.mkdir(parents=True, exist_ok=True)
     header = header or f"Test speakers never seen in training: {', '.join(test_speakers)}; {len(records)} mixtures."
     (out_dir / "results.md").write_text(tables_markdown(summaries, header))
