@@ -23,7 +23,18 @@ try:
 except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechsep.cli import add_corpus_arguments, add_dataset_arguments, build_dataset, run_guarded
+from speechsep.cli import (add_corpus_arguments, add_dataset_arguments, build_dataset, corpus_from_args,
+                           dataset_config_from_args, run_guarded)
+
+HERE = Path(__file__).resolve().parent
+
+
+def build(args) -> Path:
+    corpus = corpus_from_args(args)
+    config = dataset_config_from_args(args)
+    total = sum(config.mixtures.values())
+    out = Path(args.out) if args.out else HERE / "output" / f"{corpus.name}-{args.speakers}spk-{total}mix-seed{args.seed}"
+    return build_dataset(corpus, config, out, overwrite=args.overwrite, progress=not args.quiet)
 
 
 def main(argv=None):
@@ -31,12 +42,12 @@ def main(argv=None):
     add_corpus_arguments(parser)
     add_dataset_arguments(parser)
     parser.add_argument("--out", default=None,
-                        help="dataset folder (default: DataGenerator/output/<corpus>-<K>spk-<N>mix-seed<S>)")
+                        help="dataset folder (default: output/<corpus>-<K>spk-<N>mix-seed<S> next to this script)")
     parser.add_argument("--overwrite", action="store_true",
                         help="rebuild even if OUT holds a dataset with another config")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    out_dir = run_guarded(lambda: build_dataset(args, args.out, progress=not args.quiet))
+    out_dir = run_guarded(build, args)
     print(f"Dataset written to {out_dir}")
     return out_dir
 

@@ -20,31 +20,41 @@ try:
 except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechsep.cli import add_corpus_arguments, run_guarded
+from speechsep.cli import add_corpus_arguments, corpus_from_args, describe_corpus, mixing_from_args, run_guarded
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=None, help="dataset folder written by datagenerator.py")
-    parser.add_argument("--split", default="train", choices=("train", "valid", "test"))
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--chunk-frames", type=int, default=100)
+    parser.add_argument("--split", default="train", choices=("train", "valid", "test"), help="split to read")
+    parser.add_argument("--batch-size", type=int, default=32, help="chunks per batch (default 32)")
+    parser.add_argument("--chunk-frames", type=int, default=100, help="frames per chunk (default 100)")
     parser.add_argument("--pad", action="store_true", help="pad the last chunk instead of dropping it")
     parser.add_argument("--dynamic-mixing", action="store_true", help="fresh mixtures, nothing on disk")
     parser.add_argument("--batches", type=int, default=2, help="batches to print")
     add_corpus_arguments(parser)
     args = parser.parse_args(argv)
-    from speechsep import pipeline
+    from speechsep.data import pipeline
 
     def run():
         if args.dynamic_mixing:
-            dataset, summary = pipeline.dynamic_from_args(args)
+            from speechsep.data.mixing import split_speakers
+
+            corpus = corpus_from_args(args)
+            mixing = mixing_from_args(args)
+            speakers = split_speakers(corpus, seed=args.seed, min_speakers=args.speakers)["train"]
+            mean, std = pipeline.estimate_stats(corpus, speakers, mixing)
+            dataset = pipeline.make_dynamic_dataset(corpus, speakers, mixing, mean, std, args.batch_size,
+                                                    args.chunk_frames, seed=args.seed)
+            summary = f"fresh mixtures of the {len(speakers)} training speakers of {describe_corpus(corpus)}"
         else:
             if args.data is None:
                 raise ValueError("--data DIR is required (or use --dynamic-mixing)")
             dataset = pipeline.make_dataset(args.data, args.split, args.batch_size, args.chunk_frames,
                                             pad_remainder=args.pad, seed=args.seed)
-            summary = pipeline.describe(args.data)
+            counts = pipeline.describe(args.data)
+            summary = (f"{counts['path']} ({counts['corpus']}, {counts['num_sources']} talkers; mixtures per split: "
+                       + ", ".join(f"{k} {v}" for k, v in counts["splits"].items()) + ")")
         print(f"Dataset: {summary}")
         shapes = []
         for number, (features, targets) in enumerate(dataset.take(args.batches)):

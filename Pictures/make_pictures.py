@@ -1,11 +1,11 @@
 """Make the comparison pictures: every trained experiment and the oracles on the same test mixtures.
 
 Writes Pictures/snr_comparison.png (SNR and SDR improvement per method with
-error bars, oracle IBM/IRM/mixture rows included), Pictures/results.md (the
-numbers, overall and by pair type), the flow schematics generated from the
-real models (Feed_forward.png, RNN.png, Bi-directional-RNN.png,
-Bi-directional-RNN-with-loss-function.png, deep_clustering.png) and
-FolderStructure.png.
+error bars, in the order the study runs, oracle IBM/IRM/mixture rows last),
+Pictures/results.md (the numbers, overall and by pair type), the flow
+schematics generated from the real models (Feed_forward.png, RNN.png,
+Bi-directional-RNN.png, Bi-directional-RNN-with-loss-function.png,
+deep_clustering.png) and FolderStructure.png.
 
 Metrics: SNR as in the original comparison; SDR from BSS Eval (Vincent,
 Gribonval, Févotte, IEEE TASLP 2006) via fast-bss-eval; SI-SDR (Le Roux et al.,
@@ -15,6 +15,7 @@ ICASSP 2019); STOI (Taal et al., IEEE TASLP 2011).
     python Pictures/make_pictures.py --runs runs/quality --timit ../shared/data/timit-sample
 """
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -23,13 +24,43 @@ try:
 except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechsep.cli import run_guarded
+from speechsep.cli import add_corpus_arguments, run_guarded, test_set_from_args
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_pictures(args) -> dict:
+    from speechsep.config import ExperimentConfig
+    from speechsep.eval.compare import compare, discover_runs
+    from speechsep.figures.schematics import write_all
+
+    runs = discover_runs(args.runs, repository=HERE.parent)
+    seeds = {ExperimentConfig.load(p / "config.json").seed for p in runs.values()}
+    if args.seed is None:
+        if len(seeds) > 1:
+            raise ValueError(f"the runs were trained with different seeds {sorted(seeds)}: pass --seed")
+        args.seed = seeds.pop()
+    test = test_set_from_args(args, args.speakers)
+    out = Path(args.out)
+    summaries = compare(runs, test.records, test.speakers, out)
+    if not args.no_schematics:
+        write_all(out)
+    print((out / "results.md").read_text())
+    print(f"Wrote {out / 'snr_comparison.png'}, {out / 'results.md'} and the schematics to {out}")
+    return summaries
 
 
 def main(argv=None):
-    from speechsep.compare import main as compare_main
-
-    return run_guarded(compare_main, argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", default=None, help="folder of run folders (default: the scripts' output folders)")
+    add_corpus_arguments(parser, speakers=False, seed=False)
+    parser.add_argument("--data", default=None, help="pickle dataset: use its test split")
+    parser.add_argument("--mixtures", type=int, default=100, help="test mixtures (default 100)")
+    parser.add_argument("--seed", type=int, default=None, help="split seed (default: the runs')")
+    parser.add_argument("--speakers", type=int, default=2, help="talkers per test mixture (default 2)")
+    parser.add_argument("--out", default=str(HERE), help="output folder (default: this Pictures folder)")
+    parser.add_argument("--no-schematics", action="store_true", help="skip the flow schematics")
+    return run_guarded(make_pictures, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-"""LSTM mask network (2 LSTM layers of 300 units, dense 129 sigmoid) trained with MSE against the IBM.
+"""LSTM mask network: 2 x LSTM 300 -> dense 129 (sigmoid), MSE against the IBM.
 
-P.-S. Huang, M. Kim, M. Hasegawa-Johnson, P. Smaragdis, "Deep learning for monaural speech separation", ICASSP 2014 (recurrent mask estimation).
+After F. Weninger, J. R. Hershey, J. Le Roux, B. Schuller, "Discriminatively trained recurrent
+neural networks for single-channel speech separation", GlobalSIP 2014.
 
 Trains on speaker-disjoint mixtures, evaluates on test speakers the model never
 heard, and writes results.json, the separated wavs of one test mixture and the
-figures into --out (default: ./output next to this script).
+figures into --out (default: ./output next to this script). Spyder: run the
+cells one by one (Ctrl+Enter) or all at once (F5), then inspect the variables.
 
-    python RNN/train_rnn.py                 # sensible default (Spyder: F5)
-    python RNN/train_rnn.py --quick         # about a minute on tiny data
+    python RNN/train_rnn.py             (the CONFIG below)
+    python RNN/train_rnn.py --quick     (a one-minute smoke test)
     python RNN/train_rnn.py --timit PATH --dynamic-mixing --minutes 30
 """
 
@@ -19,12 +21,42 @@ try:
 except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechsep.experiments import run_experiment
+from speechsep.training.runner import ExperimentRun, run_experiment
+
+EXPERIMENT = "rnn"
+# Defaults of the command-line options (--help lists them all): edit in place.
+# Flags given on the command line override these values.
+CONFIG = dict(
+    epochs=10,             # maximum number of epochs
+    minutes=None,          # wall-clock budget in minutes (None: no limit)
+    dynamic_mixing=False,  # fresh mixtures every epoch instead of a pickle dataset
+    batch_size=32,         # chunks of 100 frames per step
+    learning_rate=1e-3,
+    hidden_units=300,
+    layers=2,
+    dropout=0.0,
+)
 
 
 def main(argv=None):
-    return run_experiment("rnn", __file__, argv, description=__doc__.split("\n")[0])
+    """Every cell below, in order, with ``argv`` flags (None: the command line); returns the results."""
+    return run_experiment(EXPERIMENT, __file__, argv, CONFIG)
 
 
+#%% 1. Data: speaker-disjoint training/validation pipelines and the unseen test mixtures
 if __name__ == "__main__":
-    main()
+    run = ExperimentRun(EXPERIMENT, __file__, CONFIG)
+    data = run.prepare_data()
+
+#%% 2. Train: Keras fit with checkpoints; resumes a killed run
+if __name__ == "__main__":
+    model, history = run.train()
+
+#%% 3. Evaluate: SNR, SI-SDR, SDR, STOI and bin accuracies on unseen speakers
+if __name__ == "__main__":
+    results = run.evaluate()
+
+#%% 4. Figures and wavs of one test mixture (rnn*.png)
+if __name__ == "__main__":
+    example = run.write_outputs()
+    masks, separated = example.masks, example.estimates

@@ -21,64 +21,45 @@ import csv
 import sys
 from pathlib import Path
 
+from speechsep.cli import add_clusterer_argument, add_corpus_arguments, run_guarded, test_set_from_args
+from speechsep.io import atomic_write_json
+
 ORACLE_PREFIX = "oracle:"
 
 
-def _test_records(args, run_config=None) -> tuple[list[dict], list[str]]:
-    """Test mixtures from --data (test split) or from the corpus' test speakers (seeded)."""
-    import itertools
-
-    from speechsep.shards import iter_records, read_index
-
-    if args.data:
-        records = list(itertools.islice(iter_records(args.data, "test"), args.mixtures))
-        return records, read_index(args.data)["splits"]["test"]["speakers"]
-    from speechsep.corpus import find_corpus
-    from speechsep.experiments import test_mixtures
-    from speechsep.mixing import MixingConfig, split_speakers
-
-    corpus = find_corpus(args.timit, args.corpus)
-    speakers = args.speakers or (run_config.num_speakers if run_config else 2)
-    mixing = MixingConfig(num_speakers=speakers, seed=args.seed)
-    test_speakers = split_speakers(corpus, seed=args.seed, min_speakers=speakers)["test"]
-    return test_mixtures(corpus, test_speakers, mixing, args.mixtures), test_speakers
-
-
 def evaluate_command(args) -> dict:
-    from speechsep import evaluation
+    from speechsep.eval import evaluation
 
     if args.model.startswith(ORACLE_PREFIX):
         args.seed = 0 if args.seed is None else args.seed
         kind = args.model[len(ORACLE_PREFIX):]
         if kind not in evaluation.ORACLES:
             raise ValueError(f"unknown oracle {kind!r}: use oracle:ibm, oracle:irm or oracle:mixture")
-        records, test_speakers = _test_records(args)
+        test = test_set_from_args(args, args.speakers or 2)
         separate, name = evaluation.oracle_separate(kind), f"oracle-{kind}"
         out = Path(args.out or f"evaluation-{name}")
     else:
-        from speechsep.separation import Separator
+        from speechsep.separation.separator import Separator
 
         run_dir = Path(args.model)
         separator = Separator.from_run_dir(run_dir)
         if args.seed is None:
             args.seed = separator.config.seed  # the split the run was trained with
-        records, test_speakers = _test_records(args, separator.config)
-        evaluation.check_unseen(run_dir, test_speakers)
+        test = test_set_from_args(args, args.speakers or separator.config.num_speakers)
+        evaluation.check_unseen(run_dir, test.speakers)
         readout = args.clusterer or separator.config.readout
         separate = evaluation.model_separate(separator, readout)
         name = f"{separator.config.experiment}-{readout}"
         out = Path(args.out or run_dir / "evaluation")
-    rows = evaluation.evaluate_records(records, separate)
+    rows = evaluation.evaluate_records(test.records, separate)
     summary = evaluation.summarise(rows)
-    summary.update({"method": name, "test_speakers": test_speakers, "seed": args.seed})
+    summary.update({"method": name, "test_speakers": test.speakers, "seed": args.seed})
     out.mkdir(parents=True, exist_ok=True)
     fields = sorted({key for row in rows for key in row}, key=lambda k: (k not in ("id", "pair_type"), k))
     with open(out / "evaluation.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    from speechsep.shards import atomic_write_json
-
     atomic_write_json(out / "evaluation.json", summary)
     print(evaluation.format_table({name: summary}))
     for pair, block in summary["by_pair_type"].items():
@@ -91,8 +72,8 @@ def separate_command(args) -> int:
     import numpy as np
     import soundfile
 
-    from speechsep.corpus import AudioFileError, load_audio
-    from speechsep.separation import Separator
+    from speechsep.data.audio import AudioFileError, load_audio
+    from speechsep.separation.separator import Separator
     from speechsep.signal import SAMPLE_RATE
 
     separator = Separator.from_run_dir(args.model)
@@ -129,25 +110,21 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     evaluate = commands.add_parser("evaluate", help="metrics of a run or an oracle on unseen test speakers")
     evaluate.add_argument("--model", required=True, help="RUN_DIR or oracle:ibm|oracle:irm|oracle:mixture")
-    source = evaluate.add_mutually_exclusive_group()
-    source.add_argument("--timit", default=None, help="corpus folder (test speakers drawn with --seed)")
-    source.add_argument("--data", default=None, help="pickle dataset: its test split")
-    evaluate.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
-    evaluate.add_argument("--mixtures", type=int, default=100)
-    evaluate.add_argument("--seed", type=int, default=None, help="split/mixing seed (default: the run's)")
-    evaluate.add_argument("--speakers", type=int, default=None)
-    evaluate.add_argument("--clusterer", choices=("kmeans", "meanshift", "pca_sign"), default=None)
-    evaluate.add_argument("--out", default=None, help="default: RUN_DIR/evaluation")
+    add_corpus_arguments(evaluate, speakers=False, seed=False)
+    evaluate.add_argument("--data", default=None, help="pickle dataset: evaluate on its test split")
+    evaluate.add_argument("--mixtures", type=int, default=100, help="test mixtures (default 100)")
+    evaluate.add_argument("--seed", type=int, default=None, help="split and mixing seed (default: the run's)")
+    evaluate.add_argument("--speakers", type=int, default=None, help="talkers per test mixture (default: the run's)")
+    add_clusterer_argument(evaluate)
+    evaluate.add_argument("--out", default=None, help="output folder (default: RUN_DIR/evaluation)")
     separate = commands.add_parser("separate", help="separate wav files with a trained run")
     separate.add_argument("--model", required=True, help="RUN_DIR (the --out folder of a training script)")
     separate.add_argument("--out", default=None, help="default: next to each input")
-    separate.add_argument("--clusterer", choices=("kmeans", "meanshift", "pca_sign"), default=None)
+    add_clusterer_argument(separate)
     separate.add_argument("--speakers", type=int, default=None,
                           help="number of talkers (default: the run's; mean-shift estimates it)")
     separate.add_argument("mixtures", nargs="+", metavar="MIX.wav")
     args = parser.parse_args(argv)
-    from speechsep.cli import run_guarded
-
     if args.command == "evaluate":
         run_guarded(evaluate_command, args)
         return 0

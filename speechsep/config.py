@@ -6,9 +6,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+from speechsep.io import atomic_write_json
+
 MODEL_KINDS = ("feedforward", "lstm", "blstm", "dc")
 LOSSES = ("mse", "pit", "dc")
-READOUTS = ("mask", "pca_sign", "kmeans", "meanshift")
+EMBEDDING_READOUTS = ("kmeans", "meanshift", "pca_sign")  # the choices of every --clusterer option
+READOUTS = ("mask",) + EMBEDDING_READOUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +69,6 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     def save(self, path) -> Path:
-        from speechsep.shards import atomic_write_json
-
         path = Path(path)
         atomic_write_json(path, self.to_json())
         return path

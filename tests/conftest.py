@@ -1,17 +1,39 @@
-"""Shared fixtures: tiny corpora written in tmp_path, and the shared TIMIT sample when present."""
+"""Shared fixtures and helpers: tiny corpora in tmp_path, the shared samples when present, tiny trained runs."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from speechsep.toy import synthesize
+from speechsep.data.toy import synthesize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TIMIT_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "timit-sample"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+TIMIT_SAMPLE = SHARED_DATA / "timit-sample"
+LIBRISPEECH_SAMPLE = SHARED_DATA / "librispeech-sample"
+
+# The smallest settings that still exercise every code path of a training script.
+TINY_ARGS = ["--corpus", "toy", "--mixtures", "20", "--epochs", "1", "--hidden-units", "8", "--layers", "1",
+             "--batch-size", "8", "--test-mixtures", "2"]
+TINY_DC_ARGS = TINY_ARGS + ["--embedding-dim", "4"]
+
+
+def tiny_args(experiment) -> list[str]:
+    """:data:`TINY_ARGS` for an experiment (deep-clustering ones get a 4-dimensional embedding)."""
+    return TINY_DC_ARGS if experiment.model == "dc" else TINY_ARGS
+
+
+def load_script(relative: str):
+    """Import a repository script (e.g. ``"Feedforward/train_net.py"``) as a module, without running it."""
+    spec = importlib.util.spec_from_file_location(relative.replace("/", "_").replace("-", "_")[:-3],
+                                                  REPO_ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture
@@ -19,6 +41,13 @@ def timit_sample() -> Path:
     if not (TIMIT_SAMPLE / "dr1-fvmh0").is_dir():
         pytest.skip(f"TIMIT sample not found at {TIMIT_SAMPLE}")
     return TIMIT_SAMPLE
+
+
+@pytest.fixture
+def librispeech_sample() -> Path:
+    if not (LIBRISPEECH_SAMPLE / "SPEAKERS.TXT").is_file():
+        pytest.skip(f"LibriSpeech sample not found at {LIBRISPEECH_SAMPLE}")
+    return LIBRISPEECH_SAMPLE
 
 
 def voice(index: int, utterance: int = 0, seconds: float = 1.0) -> np.ndarray:
@@ -40,4 +69,26 @@ def generic_corpus(tmp_path) -> Path:
         for utterance in range(3):
             suffix = "flac" if utterance == 2 else "wav"
             write_audio(root / f"spk{speaker}" / "session" / f"u{utterance}.{suffix}", voice(speaker, utterance))
+    return root
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory) -> Path:
+    """A 20-mixture pickle dataset of the toy corpus, written once by DataGenerator/datagenerator.py."""
+    out = tmp_path_factory.mktemp("toy-dataset")
+    load_script("DataGenerator/datagenerator.py").main(
+        ["--corpus", "toy", "--mixtures", "20", "--shard-size", "10", "--out", str(out), "--quiet"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, toy_dataset) -> Path:
+    """Tiny trained runs ``<root>/deepclustering`` and ``<root>/feedforward`` on :func:`toy_dataset`."""
+    from speechsep.experiments import EXPERIMENTS
+
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("deepclustering", "feedforward"):
+        experiment = EXPERIMENTS[name]
+        load_script(experiment.script).main(tiny_args(experiment) + ["--data", str(toy_dataset),
+                                                                     "--out", str(root / name)])
     return root

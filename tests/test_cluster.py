@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from speechsep.cluster import (
+from speechsep.separation.cluster import (
     CLUSTERERS,
     ClusteringResult,
     cluster_embeddings,

@@ -7,9 +7,12 @@ import pytest
 import soundfile
 
 from conftest import voice, write_audio
-from speechsep import corpus as corpus_module
-from speechsep.corpus import AudioFileError, CorpusError, discover_corpus, find_corpus, load_audio, speaker_sex
-from speechsep.mixing import MixingConfig, make_mixture, split_speakers
+from speechsep.data import audio as audio_module
+from speechsep.data import sources
+from speechsep.data.audio import AudioFileError, load_audio
+from speechsep.data.corpus import CorpusError, discover_corpus, speaker_sex
+from speechsep.data.sources import find_corpus
+from speechsep.data.mixing import MixingConfig, make_mixture, split_speakers
 
 
 def test_ldc_layout_sphere_and_riff_case_insensitive(tmp_path):
@@ -105,7 +108,7 @@ def test_unreadable_file_is_skipped(generic_corpus, monkeypatch):
             raise PermissionError(13, "Permission denied", path)
         return real_info(path, *args, **kwargs)
 
-    monkeypatch.setattr(corpus_module.soundfile, "info", info)
+    monkeypatch.setattr(audio_module.soundfile, "info", info)
     with pytest.warns(UserWarning, match="skipped 1"):
         corpus = discover_corpus(generic_corpus)
     assert dict(corpus.skipped)[target].startswith("permission denied")
@@ -137,35 +140,40 @@ def test_silent_file_gives_no_nan_and_is_counted(tmp_path):
     assert [reason for _, reason in corpus.skipped] == ["all-zero (silent) audio"]
 
 
-def test_toy_corpus_is_announced(capsys):
-    with pytest.warns(UserWarning, match="NOT speech"):
-        corpus = find_corpus(corpus="toy")
-    assert "NOT speech" in capsys.readouterr().out
+def test_toy_corpus_is_announced_once(capsys, monkeypatch):
+    monkeypatch.setattr(sources, "_announced_toy", False)
+    corpus = find_corpus(corpus="toy")
+    assert "NOT speech" in capsys.readouterr().err
     assert corpus.is_toy and corpus.summary()["speakers"] >= 8
+    find_corpus(corpus="toy")
+    assert "NOT speech" not in capsys.readouterr().err
 
 
 def test_find_corpus_order(generic_corpus, monkeypatch, tmp_path):
     monkeypatch.setenv("TIMIT_WAV", str(generic_corpus))
     assert find_corpus().root == str(generic_corpus)
     monkeypatch.delenv("TIMIT_WAV")
-    monkeypatch.setattr(corpus_module, "REPO_ROOT", tmp_path / "no-repo")
-    monkeypatch.setattr(corpus_module, "nltk_timit_sample", lambda: generic_corpus)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sources, "nltk_timit_sample", lambda: generic_corpus)
     assert find_corpus().name == "nltk-timit-sample"
+    (tmp_path / "TIMIT_WAV").symlink_to(generic_corpus)  # ./TIMIT_WAV in the working folder comes first
+    assert find_corpus().root == str(tmp_path / "TIMIT_WAV")
+    (tmp_path / "TIMIT_WAV").unlink()
     with pytest.raises(CorpusError, match="no TIMIT folder"):
         find_corpus(corpus="timit")
 
 
 def test_no_corpus_anywhere_falls_back_to_toy_loudly(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("TIMIT_WAV", raising=False)
-    monkeypatch.setattr(corpus_module, "REPO_ROOT", tmp_path / "no-repo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sources, "_announced_toy", False)
 
     def offline():
         raise CorpusError("could not download the NLTK TIMIT sample (offline?)")
 
-    monkeypatch.setattr(corpus_module, "nltk_timit_sample", offline)
-    with pytest.warns(UserWarning, match="NOT speech"):
-        assert find_corpus().is_toy
-    printed = capsys.readouterr().out
-    assert "offline" in printed and "NOT speech" in printed
+    monkeypatch.setattr(sources, "nltk_timit_sample", offline)
+    assert find_corpus().is_toy
+    printed = capsys.readouterr()
+    assert "offline" in printed.out and "NOT speech" in printed.err
     with pytest.raises(CorpusError, match="offline"):
         find_corpus(corpus="nltk")

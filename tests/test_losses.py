@@ -7,7 +7,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechsep.losses import (
+from speechsep.nn.losses import (
     DeepClusteringLoss,
     MaskMSELoss,
     deep_clustering_loss,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechsep import metrics
+from speechsep.eval import metrics
 
 SAMPLE_RATE = 8000
 
@@ -419,7 +419,7 @@ def test_fast_bss_eval_si_sdr_needs_torch_as_documented():
 
 def test_importing_metrics_pulls_in_no_tensorflow_and_no_metric_backends():
     code = (
-        "import sys, speechsep.metrics; "
+        "import sys, speechsep.eval.metrics; "
         "loaded = [m for m in ('tensorflow', 'keras', 'fast_bss_eval', 'pystoi') if m in sys.modules]; "
         "assert not loaded, loaded"
     )

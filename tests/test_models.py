@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from speechsep.config import ExperimentConfig
-from speechsep.models import MODELS, build_model, load_model
-from speechsep.separation import Separator, batch_accuracies, bin_accuracy, read_masks
-from speechsep.train import get_strategy, make_loss
+from speechsep.nn.models import MODELS, build_model, load_model
+from speechsep.separation.separator import Separator, batch_accuracies, bin_accuracy, read_masks
+from speechsep.training.trainer import get_strategy, make_loss
 
 
 def tiny(model, **changes):

@@ -1,22 +1,13 @@
 """tf.data batches: shapes, chunking, padding, normalisation, dynamic mixing, and the scripts."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
-from speechsep import pipeline
-from speechsep.mixing import MixingConfig
-from speechsep.shards import DatasetConfig, load_stats, write_dataset
-from speechsep.toy import toy_corpus
-
-
-def load_script(relative):
-    spec = importlib.util.spec_from_file_location(relative.replace("/", "_")[:-3], REPO_ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
+from speechsep.data import pipeline
+from speechsep.data.mixing import MixingConfig
+from speechsep.data.shards import DatasetConfig, load_stats, write_dataset
+from speechsep.data.toy import toy_corpus
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from speechsep import plots
+from speechsep.figures import plots
 from speechsep.signal import (
     HOP_LENGTH,
     N_BINS,

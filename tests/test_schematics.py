@@ -13,9 +13,10 @@ from matplotlib.patches import FancyBboxPatch
 from matplotlib.text import Text
 
 from speechsep import config as config_module
-from speechsep import corpus, schematics
+from speechsep.data import corpus
+from speechsep.figures import schematics
 from speechsep.experiments import EXPERIMENTS
-from speechsep.models import build_model
+from speechsep.nn.models import build_model
 
 
 def texts(figure: Figure) -> list[str]:

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from speechsep import signal
-from speechsep.corpus import discover_corpus
-from speechsep.mixing import MixingConfig, make_mixture, split_speakers
-from speechsep.shards import (
+from speechsep.data.corpus import discover_corpus
+from speechsep.data.mixing import MixingConfig, make_mixture, split_speakers
+from speechsep.data.shards import (
     FORMAT_VERSION, DatasetConfig, ShardError, compute_stats, iter_records, load_shard, load_stats,
-    read_index, safe_loads, sha256_of, write_dataset,
+    read_index, write_dataset,
 )
-from speechsep.toy import toy_corpus
+from speechsep.data.toy import toy_corpus
+from speechsep.io import UnsafePickleError, safe_loads, sha256_of
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_malicious_pickle_is_refused_and_never_runs(corpus, tmp_path):
     with pytest.raises(ShardError, match=r"shard-00000\.pkl: refused to unpickle the global (posix|os)\.system"):
         list(iter_records(tmp_path, "train"))
     assert not marker.exists()
-    with pytest.raises(ShardError, match="builtins.eval"):
+    with pytest.raises(UnsafePickleError, match="builtins.eval"):
         safe_loads(b"cbuiltins\neval\n(S'1+1'\ntR.", "inline")
     assert safe_loads(pickle.dumps({"a": [np.arange(3), np.float32(2)], "b": (1, "x")}))["b"] == (1, "x")
 

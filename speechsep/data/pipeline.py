@@ -23,9 +23,9 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from speechsep.corpus import Corpus
-from speechsep.mixing import MixingConfig, make_mixture
-from speechsep.shards import compute_stats, load_shard, load_stats, read_index, shard_paths
+from speechsep.data.corpus import Corpus
+from speechsep.data.mixing import MixingConfig, make_mixture
+from speechsep.data.shards import compute_stats, load_shard, load_stats, read_index, shard_paths
 from speechsep.signal import N_BINS
 
 CHUNK_FRAMES = 100
@@ -139,19 +139,3 @@ def describe(data_dir) -> dict:
         "corpus": index["corpus"]["name"],
         "path": str(Path(data_dir)),
     }
-
-
-def dynamic_from_args(args) -> tuple[tf.data.Dataset, dict]:
-    """Dynamic-mixing training stream from the corpus options of a script (train speakers only)."""
-    from speechsep.corpus import find_corpus
-    from speechsep.mixing import split_speakers
-
-    corpus = find_corpus(args.timit, args.corpus)
-    mixing = MixingConfig(num_speakers=args.speakers, seed=args.seed)
-    speakers = split_speakers(corpus, seed=args.seed, min_speakers=args.speakers)["train"]
-    mean, std = estimate_stats(corpus, speakers, mixing)
-    dataset = make_dynamic_dataset(corpus, speakers, mixing, mean, std, args.batch_size,
-                                   getattr(args, "chunk_frames", CHUNK_FRAMES), seed=args.seed)
-    summary = {"dynamic_mixing": True, "corpus": corpus.name, "train_speakers": len(speakers),
-               "num_sources": args.speakers}
-    return dataset, summary

@@ -11,29 +11,40 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechsep import evaluation
-from speechsep.corpus import REPO_ROOT
+from speechsep.eval import evaluation
+from speechsep.experiments import EXPERIMENTS, study_order
+from speechsep.io import atomic_write_json, atomic_write_text
 
-SCRIPT_OUTPUTS = {  # experiment -> default output folder of its script
-    "feedforward": "Feedforward/output", "rnn": "RNN/output", "bidirnn": "Bi-Directional-RNN/output",
-    "bidiloss": "Bi-Directional-RNN-with-loss-function/output", "deepclustering": "Deep-clustering/output",
-    "meanshift": "Deep-clustering-with-mean-shift-clustering/output",
-}
 PAIR_TYPES = ("female-female", "male-male", "female-male")
 
 
-def discover_runs(root: Path | None) -> dict[str, Path]:
-    """Run folders (with config.json) under ``root``, else the scripts' default output folders."""
-    if root is not None:
-        runs = {p.parent.name: p.parent for p in sorted(Path(root).glob("*/config.json"))}
+def discover_runs(runs_root=None, repository=None) -> dict[str, Path]:
+    """Run folders (holding ``config.json``) in study order.
+
+    ``runs_root``: every ``<runs_root>/<row>/``; otherwise each experiment's
+    default output folder under ``repository`` (its ``output/`` next to the script).
+    """
+    if runs_root is not None:
+        found = {p.parent.name: p.parent for p in Path(runs_root).glob("*/config.json")}
+    elif repository is not None:
+        found = {name: Path(repository) / e.output_folder for name, e in EXPERIMENTS.items()
+                 if (Path(repository) / e.output_folder / "config.json").is_file()}
     else:
-        runs = {name: REPO_ROOT / rel for name, rel in SCRIPT_OUTPUTS.items() if (REPO_ROOT / rel / "config.json").is_file()}
-    if not runs:
-        raise ValueError(f"no trained runs found in {root or 'the scripts output folders'}: train an experiment first")
-    return runs
+        raise ValueError("discover_runs needs runs_root or repository")
+    if not found:
+        raise ValueError(f"no trained runs found in {runs_root or 'the scripts’ output folders'}: "
+                         "train an experiment first")
+    return {name: found[name] for name in study_order(found)}
+
+
+def in_study_order(summaries: dict[str, dict]) -> dict[str, dict]:
+    """``summaries`` re-ordered as the study runs (feedforward ... mean-shift, then the oracles)."""
+    return {name: summaries[name] for name in study_order(summaries)}
 
 
 def tables_markdown(summaries: dict[str, dict], header: str) -> str:
+    """Markdown tables (all pairs, then each pair type) of ``summaries``, in study order."""
+    summaries = in_study_order(summaries)
     lines = [header, "", "### All pairs", "", evaluation.format_table(summaries)]
     for pair in PAIR_TYPES:
         subset = {k: {"overall": v["by_pair_type"][pair]} for k, v in summaries.items() if pair in v["by_pair_type"]}
@@ -49,8 +60,9 @@ def tables_markdown(summaries: dict[str, dict], header: str) -> str:
 
 
 def bar_rows(summaries: dict[str, dict]) -> list[dict]:
+    """Rows for :func:`speechsep.figures.plots.plot_metric_bars`, in study order."""
     rows = []
-    for name, summary in summaries.items():
+    for name, summary in in_study_order(summaries).items():
         row = {"method": name, "kind": "oracle" if name.startswith("oracle") else "model"}
         for key in ("snr_improvement", "sdr_improvement"):
             stats = summary["overall"].get(key)
@@ -68,12 +80,11 @@ def oracle_summaries(records: list[dict]) -> dict[str, dict]:
 
 def compare(runs: dict[str, Path], records: list[dict], test_speakers: list[str], out_dir: Path,
             header: str = "") -> dict[str, dict]:
-    from speechsep import plots
-    from speechsep.separation import Separator
-    from speechsep.shards import atomic_write_json
+    from speechsep.figures import plots
+    from speechsep.separation.separator import Separator
 
     summaries = {}
-    for name, run_dir in runs.items():
+    for name, run_dir in runs.items():  # in study order; the oracles come last
         separator = Separator.from_run_dir(run_dir)
         evaluation.check_unseen(run_dir, test_speakers)
         print(f"evaluating {name} ({run_dir}) on {len(records)} mixtures...", flush=True)
@@ -81,42 +92,9 @@ def compare(runs: dict[str, Path], records: list[dict], test_speakers: list[str]
     summaries.update(oracle_summaries(records))
     out_dir.mkdir(parents=True, exist_ok=True)
     header = header or f"Test speakers never seen in training: {', '.join(test_speakers)}; {len(records)} mixtures."
-    (out_dir / "results.md").write_text(tables_markdown(summaries, header))
+    atomic_write_text(out_dir / "results.md", tables_markdown(summaries, header))
     atomic_write_json(out_dir / "results.json", summaries)
     figure = plots.plot_metric_bars(bar_rows(summaries), title="Improvement over the mixture on unseen speakers "
                                     f"({len(records)} test mixtures, mean ± std)")
     plots.save_figure(figure, out_dir / "snr_comparison.png")
-    return summaries
-
-
-def main(argv=None) -> dict:
-    from speechsep.__main__ import _test_records
-    from speechsep.config import ExperimentConfig
-
-    parser = argparse.ArgumentParser(description="Evaluate every trained run and the oracles; write the pictures.")
-    parser.add_argument("--runs", default=None, help="folder of run folders (default: the scripts' output folders)")
-    parser.add_argument("--timit", default=None)
-    parser.add_argument("--data", default=None, help="pickle dataset: use its test split")
-    parser.add_argument("--corpus", choices=("timit", "nltk", "toy"), default=None)
-    parser.add_argument("--mixtures", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=None, help="split seed (default: the runs')")
-    parser.add_argument("--speakers", type=int, default=None)
-    parser.add_argument("--out", default=str(REPO_ROOT / "Pictures"))
-    parser.add_argument("--no-schematics", action="store_true")
-    args = parser.parse_args(argv)
-    runs = discover_runs(Path(args.runs) if args.runs else None)
-    seeds = {ExperimentConfig.load(p / "config.json").seed for p in runs.values()}
-    if args.seed is None:
-        if len(seeds) > 1:
-            raise ValueError(f"the runs were trained with different seeds {sorted(seeds)}: pass --seed")
-        args.seed = seeds.pop()
-    records, test_speakers = _test_records(args)
-    out = Path(args.out)
-    summaries = compare(runs, records, test_speakers, out)
-    if not args.no_schematics:
-        from speechsep.schematics import write_all
-
-        write_all(out)
-    print((out / "results.md").read_text())
-    print(f"Wrote {out / 'snr_comparison.png'}, {out / 'results.md'} and the schematics to {out}")
     return summaries

@@ -12,9 +12,10 @@ from typing import Iterable
 
 import numpy as np
 
-from speechsep import metrics, signal
-from speechsep.mixing import pair_type
-from speechsep.separation import bin_accuracy
+from speechsep import signal
+from speechsep.eval import metrics
+from speechsep.data.mixing import pair_type
+from speechsep.separation.separator import bin_accuracy
 
 ORACLES = ("ibm", "irm", "mixture")
 SUMMARY_METRICS = ("snr_improvement", "si_sdr_improvement", "sdr_improvement", "stoi_improvement",

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speechsep import cluster, signal
+from speechsep import signal
+from speechsep.separation import cluster
 from speechsep.config import ExperimentConfig
 
 
@@ -97,15 +98,15 @@ class Separator:
     """
 
     def __init__(self, model, config: ExperimentConfig, mean: np.ndarray, std: np.ndarray):
-        from speechsep.models import inference_function
+        from speechsep.nn.models import inference_function
 
         self.model, self.config, self.mean, self.std = model, config, mean, std
         self._forward = inference_function(model)
 
     @classmethod
     def from_run_dir(cls, run_dir) -> "Separator":
-        from speechsep.models import load_model
-        from speechsep.shards import load_stats
+        from speechsep.nn.models import load_model
+        from speechsep.data.shards import load_stats
 
         run_dir = Path(run_dir)
         config_path = run_dir / "config.json"

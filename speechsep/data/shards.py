@@ -28,7 +28,7 @@ key                 type                meaning
 ==================  ==================  =========================================
 
 Safety: :func:`load_shard` checks the shard's sha256 against the index and
-unpickles with :class:`RestrictedUnpickler`, which admits only numpy arrays,
+unpickles with :class:`speechsep.io.RestrictedUnpickler`, which admits only numpy arrays,
 dtypes and scalars and builtin containers. Any other global (``os.system``,
 ``builtins.eval``...) is refused before anything runs.
 
@@ -41,20 +41,17 @@ interruption regenerates exactly the missing shards and nothing else.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import json
-import os
 import pickle
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from speechsep.corpus import Corpus
-from speechsep.mixing import SPLITS, MixingConfig, make_mixture, split_speakers
+from speechsep.data.corpus import Corpus
+from speechsep.data.mixing import SPLITS, MixingConfig, make_mixture, split_speakers
+from speechsep.io import UnsafePickleError, atomic_write_bytes, atomic_write_json, safe_loads, sha256_of
 from speechsep.signal import N_BINS
 
 FORMAT_VERSION = 1
@@ -63,84 +60,6 @@ INDEX_NAME = "index.json"
 
 class ShardError(ValueError):
     """A shard or dataset folder that cannot be trusted (the message names the file)."""
-
-
-# ----------------------------------------------------------------------------- atomic I/O
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(descriptor, 0o666 & ~umask)  # mkstemp creates 0600; use normal permissions
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def atomic_write_json(path: Path, data) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-
-
-def sha256_of(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
-
-
-# ----------------------------------------------------------------------------- safe pickle
-
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "complex"),
-    ("builtins", "bytearray"),
-    ("_codecs", "encode"),  # protocol-2 pickles of bytes
-}
-_NUMPY_DTYPE_MODULES = ("numpy.dtypes",)  # numpy 2 dtype classes, e.g. numpy.dtypes.Float32DType
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that only resolves numpy array/dtype/scalar reconstructors and builtin containers."""
-
-    def __init__(self, file, source: str = "<bytes>"):
-        super().__init__(file)
-        self.source = source
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED_GLOBALS or (
-            module in _NUMPY_DTYPE_MODULES and name.endswith("DType")
-        ):
-            return super().find_class(module, name)
-        raise ShardError(
-            f"{self.source}: refused to unpickle the global {module}.{name}; dataset shards may only "
-            "hold numpy arrays and builtin containers (this file is corrupt or malicious)"
-        )
-
-
-def safe_loads(payload: bytes, source: str = "<bytes>"):
-    try:
-        return RestrictedUnpickler(io.BytesIO(payload), source).load()
-    except ShardError:
-        raise
-    except Exception as error:
-        raise ShardError(f"{source}: not a valid shard pickle ({type(error).__name__}: {error})") from None
 
 
 # ----------------------------------------------------------------------------- config
@@ -210,7 +129,10 @@ def load_shard(path, expected_sha256: str | None = None) -> list[dict]:
         raise ShardError(f"{path}: cannot read shard ({error})") from None
     if expected_sha256 is not None and sha256_of(payload) != expected_sha256:
         raise ShardError(f"{path}: sha256 mismatch (the shard is corrupt or was modified)")
-    records = safe_loads(payload, str(path))
+    try:
+        records = safe_loads(payload, str(path))
+    except UnsafePickleError as error:
+        raise ShardError(str(error)) from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise ShardError(f"{path}: expected a list of record dicts")
     return records

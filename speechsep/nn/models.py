@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from speechsep.config import ExperimentConfig
+from speechsep.nn.layers import UnitNormalize
 from speechsep.signal import N_BINS
 
 MODELS: dict[str, Callable[[ExperimentConfig], keras.Model]] = {}
@@ -30,14 +31,6 @@ def register(name: str):
         return builder
 
     return decorator
-
-
-@keras.saving.register_keras_serializable(package="speechsep")
-class UnitNormalize(keras.layers.Layer):
-    """L2-normalise the last axis (each bin's embedding lies on the unit sphere)."""
-
-    def call(self, inputs):
-        return inputs / tf.sqrt(tf.reduce_sum(tf.square(inputs), axis=-1, keepdims=True) + 1e-12)
 
 
 def _features() -> keras.KerasTensor:
@@ -109,6 +102,6 @@ def inference_function(model: keras.Model):
 
 def load_model(path) -> keras.Model:
     """Load a saved ``.keras`` model with the speechsep custom objects registered."""
-    import speechsep.losses  # noqa: F401  (registers the loss classes)
+    import speechsep.nn.losses  # noqa: F401  (registers the loss classes)
 
     return keras.models.load_model(path, compile=False)

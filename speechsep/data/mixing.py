@@ -13,7 +13,7 @@ import numpy as np
 import scipy.signal
 
 from speechsep import signal
-from speechsep.corpus import AudioFileError, Corpus, Utterance
+from speechsep.data.corpus import AudioFileError, Corpus, Utterance
 
 SPLITS = ("train", "valid", "test")
 PEAK_LEVEL = 0.9  # every mixture is scaled (with its sources) to this peak

@@ -5,7 +5,7 @@ sequence of voiced "syllables" (a gliding harmonic tone shaped by one of the
 speaker's vowel formant envelopes) separated by short pauses. Everything is
 generated deterministically from the speaker and utterance index, in memory,
 at 8 kHz. It exists for tests and offline demos; every run that uses it prints
-:data:`speechsep.corpus.TOY_WARNING`.
+:data:`TOY_WARNING`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,14 @@ import zlib
 
 import numpy as np
 
-from speechsep.corpus import Corpus, Utterance
+from speechsep.data.corpus import Corpus, Utterance
 from speechsep.signal import SAMPLE_RATE
+
+TOY_WARNING = (
+    "WARNING: using the built-in synthetic TOY corpus. It is NOT speech: numbers and "
+    "sounds from it say nothing about real speech separation. Point --timit at a TIMIT "
+    "folder (or set TIMIT_WAV) for real results."
+)
 
 # (pitch range in Hz, three vowel formant sets in Hz), alternating female/male.
 _VOICES = {

@@ -11,7 +11,7 @@
   The title gives the parameter count (``model.count_params()``). If the
   models or the STFT settings change, the figures change with them.
 * :func:`folder_structure` draws the corpus layouts accepted by
-  :func:`speechsep.corpus.find_corpus` and its resolution order.
+  :func:`speechsep.data.sources.find_corpus` and its resolution order.
 * :func:`write_all` writes the five flow PNGs (:data:`FLOW_FIGURES`) and
   ``FolderStructure.png``.
 
@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch, Patch
 
+from speechsep.experiments import EXPERIMENTS, get_experiment
 from speechsep.signal import HOP_LENGTH, N_BINS, N_FFT, SAMPLE_RATE, SILENCE_THRESHOLD_DB
 
 __all__ = [
@@ -47,13 +48,7 @@ __all__ = [
     "write_all",
 ]
 
-FLOW_FIGURES = {
-    "feedforward": "Feed_forward.png",
-    "rnn": "RNN.png",
-    "bidirnn": "Bi-directional-RNN.png",
-    "bidiloss": "Bi-directional-RNN-with-loss-function.png",
-    "deepclustering": "deep_clustering.png",
-}
+FLOW_FIGURES = {name: e.flow_figure for name, e in EXPERIMENTS.items() if e.flow_figure}  # experiment -> PNG
 FOLDER_FIGURE = "FolderStructure.png"
 
 # Stage kinds -> (fill, edge, legend label).
@@ -169,7 +164,7 @@ def _arrow(ax, start, end, dashed: bool = False, color: str = _ARROW) -> None:
 
 def _canvas(width: float, height: float):
     """Figure of ``width`` x ``height`` inches and one frameless axes whose data units are inches."""
-    from speechsep.plots import DPI
+    from speechsep.figures.plots import DPI
 
     figure = Figure(figsize=(width, height), dpi=DPI)
     ax = figure.add_axes((0, 0, 1, 1))
@@ -189,11 +184,8 @@ def experiment_config(experiment_name: str, config_overrides: Mapping | None = N
     the config defaults (300 hidden units, 2 layers, D=40) unless overridden.
     """
     from speechsep.config import ExperimentConfig
-    from speechsep.experiments import EXPERIMENTS
 
-    if experiment_name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {experiment_name!r}; known: {sorted(EXPERIMENTS)}")
-    experiment = EXPERIMENTS[experiment_name]
+    experiment = get_experiment(experiment_name)
     fields = {"experiment": experiment.name, "model": experiment.model, "loss": experiment.loss,
               "readout": experiment.readout}
     fields.update(config_overrides or {})
@@ -281,8 +273,7 @@ def experiment_flow(experiment_name: str, config_overrides: Mapping | None = Non
     ``config_overrides`` (e.g. ``{"hidden_units": 64}``) change the
     :class:`~speechsep.config.ExperimentConfig` the model is built from.
     """
-    from speechsep.experiments import EXPERIMENTS
-    from speechsep.models import build_model
+    from speechsep.nn.models import build_model
 
     config = experiment_config(experiment_name, config_overrides)
     model = build_model(config)
@@ -471,7 +462,7 @@ def folder_structure() -> Figure:
 
 def write_all(out_dir) -> list[Path]:
     """Write the five flow PNGs of :data:`FLOW_FIGURES` and ``FolderStructure.png`` into ``out_dir``."""
-    from speechsep.plots import save_figure
+    from speechsep.figures.plots import save_figure
 
     out_dir = Path(out_dir)
     written = [save_figure(experiment_flow(name), out_dir / file_name) for name, file_name in FLOW_FIGURES.items()]

@@ -31,11 +31,11 @@ import numpy as np
 import tensorflow as tf
 
 from speechsep.config import ExperimentConfig
-from speechsep.losses import DeepClusteringLoss, MaskMSELoss
-from speechsep.models import build_model
-from speechsep.pipeline import packed_targets
-from speechsep.separation import batch_accuracies, read_masks
-from speechsep.shards import atomic_write_json
+from speechsep.data.pipeline import packed_targets
+from speechsep.nn.losses import DeepClusteringLoss, MaskMSELoss
+from speechsep.nn.models import build_model
+from speechsep.separation.separator import batch_accuracies, read_masks
+from speechsep.io import atomic_write_json
 
 
 def seed_everything(seed: int) -> None:
@@ -83,7 +83,7 @@ class SeparationAccuracy(keras.callbacks.Callback):
         self.config, self.samples = config, samples
 
     def on_train_begin(self, logs=None):
-        from speechsep.models import inference_function
+        from speechsep.nn.models import inference_function
 
         self.forward = inference_function(self.model)
 

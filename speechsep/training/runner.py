@@ -1,0 +1,316 @@
+"""The one runner behind every training script: options -> data -> training -> evaluation -> figures.
+
+A script makes an :class:`ExperimentRun` from its experiment name, its own
+path and its ``CONFIG`` block, then calls its steps in order::
+
+    run = ExperimentRun("deepclustering", __file__, CONFIG)
+    data = run.prepare_data()          # speaker-disjoint train/valid/test
+    model, history = run.train()
+    results = run.evaluate()           # unseen TEST speakers only
+    example = run.write_outputs()      # wavs and figures of one test mixture
+
+Every step runs the ones before it if they have not run yet, so a Spyder user
+can run the cells one by one or all at once. ``CONFIG`` sets option defaults;
+command-line flags override them. Outputs go to ``--out`` (default: ``output/``
+next to the script) and the runner prints where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import soundfile
+
+from speechsep import signal
+from speechsep.cli import (add_clusterer_argument, add_corpus_arguments, build_dataset, corpus_from_args,
+                           dataset_config_from_args, default_data_dir, describe_corpus, install_error_hook,
+                           run_guarded)
+from speechsep.config import ExperimentConfig
+from speechsep.experiments import Experiment, get_experiment
+from speechsep.io import atomic_write_json
+
+QUICK = {"mixtures": 60, "epochs": 2, "test_mixtures": 6}
+QUICK_NOTE = "a --quick run is a smoke test of the code path, not a measurement"
+
+
+def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentParser:
+    """The options of a training script (every one described in ``--help``)."""
+    parser = argparse.ArgumentParser(description=description)
+    add_corpus_arguments(parser)
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", metavar="DIR", default=None, help="pickle dataset written by datagenerator.py")
+    group.add_argument("--dynamic-mixing", action="store_true",
+                       help="draw fresh training mixtures every epoch (nothing written to disk)")
+    group.add_argument("--mixtures", type=int, default=1000,
+                       help="size of the auto-built dataset when no --data is given (default 1000)")
+    group.add_argument("--test-mixtures", type=int, default=100, help="test mixtures to evaluate (default 100)")
+    group.add_argument("--speed-perturb", type=float, nargs=2, default=(0.9, 1.1), metavar=("LOW", "HIGH"),
+                       help="with --dynamic-mixing: speed/pitch factor range of training sources "
+                            "(virtual speakers; default 0.9 1.1; 1 1 = off)")
+    group = parser.add_argument_group("training")
+    group.add_argument("--epochs", type=int, default=10, help="maximum number of epochs (default 10)")
+    group.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
+    group.add_argument("--steps-per-epoch", type=int, default=None,
+                       help="batches per epoch (default: the whole split; 200 with --dynamic-mixing)")
+    group.add_argument("--quick", action="store_true",
+                       help=f"smoke test in about a minute: {QUICK['mixtures']} mixtures, {QUICK['epochs']} "
+                            f"epochs, {QUICK['test_mixtures']} test mixtures ({QUICK_NOTE})")
+    group.add_argument("--batch-size", type=int, default=32, help="global batch size in chunks (default 32)")
+    group.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    group.add_argument("--hidden-units", type=int, default=300, help="units per (B)LSTM or dense layer (default 300)")
+    group.add_argument("--layers", type=int, default=2, help="number of recurrent or dense layers (default 2)")
+    group.add_argument("--dropout", type=float, default=0.0, help="dropout on layer inputs (default 0)")
+    group.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker", "cpu"),
+                       help="tf.distribute strategy the model is built in (default: the default strategy)")
+    group.add_argument("--out", default=None, help="run/output folder (default: output/ next to the script)")
+    if experiment.model == "dc":
+        group.add_argument("--embedding-dim", type=int, default=40, help="embedding size D (default 40)")
+        add_clusterer_argument(group, experiment.readout, "how embeddings become masks at test time")
+        group.add_argument("--bandwidth", type=float, default=None,
+                           help="mean-shift bandwidth on the unit sphere (default 0.1)")
+    else:
+        group.add_argument("--loss", choices=("mse", "pit"), default=experiment.loss,
+                           help="mse against the source-1 IBM (original) or permutation-invariant (uPIT)")
+    return parser
+
+
+def config_from_args(experiment: Experiment, args) -> ExperimentConfig:
+    """The frozen :class:`ExperimentConfig` of a parsed command line."""
+    is_dc = experiment.model == "dc"
+    return ExperimentConfig(
+        experiment=experiment.name, model=experiment.model,
+        loss="dc" if is_dc else args.loss,
+        readout=args.clusterer if is_dc else "mask",
+        num_speakers=args.speakers, hidden_units=args.hidden_units, num_layers=args.layers,
+        embedding_dim=args.embedding_dim if is_dc else ExperimentConfig.embedding_dim,
+        dropout=args.dropout, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch or (200 if args.dynamic_mixing else None),
+        minutes=args.minutes, seed=args.seed, dynamic_mixing=args.dynamic_mixing, strategy=args.strategy,
+        meanshift_bandwidth=args.bandwidth if is_dc else None,
+    )
+
+
+def is_program(script_file) -> bool:
+    """Whether ``script_file`` is the program being run (a shell, or Spyder's F5), not an import."""
+    if script_file is None or not sys.argv or not sys.argv[0]:
+        return False
+    return Path(sys.argv[0]).resolve() == Path(script_file).resolve()
+
+
+def script_argv(script_file) -> list[str]:
+    """``sys.argv[1:]`` when ``script_file`` is the program being run, else no flags."""
+    return sys.argv[1:] if is_program(script_file) else []
+
+
+@dataclasses.dataclass
+class ExperimentData:
+    """Training and validation pipelines, the normalisation, the test mixtures and what they came from."""
+
+    train: object  # tf.data.Dataset of (features [B, T, F], {"ibm", "active"})
+    valid: object
+    stats: tuple[np.ndarray, np.ndarray]  # per-bin (mean [F], std [F]) of the training log-magnitudes
+    test_records: list[dict]
+    description: dict
+
+
+@dataclasses.dataclass
+class Example:
+    """One separated test mixture: estimates [C, samples] aligned to the references, masks [C, T, F]."""
+
+    record: dict
+    estimates: np.ndarray
+    masks: np.ndarray
+    sdr: list[float]
+    files: list[Path]
+
+
+class ExperimentRun:
+    """One run of an experiment: its options, folder and the results of each step so far."""
+
+    def __init__(self, name: str, script_file=None, settings: Mapping | None = None, argv=None,
+                 description: str = ""):
+        self.experiment = get_experiment(name)
+        parser = build_parser(self.experiment, description or self.experiment.title)
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(settings or {}) - known)
+        if unknown:
+            raise ValueError(f"CONFIG of {script_file or name}: unknown setting(s) {unknown}; "
+                             f"known: {sorted(known - {'help'})}")
+        parser.set_defaults(**dict(settings or {}))
+        if argv is None and is_program(script_file) and not hasattr(sys, "ps1"):
+            install_error_hook()  # a script run from a shell: user errors print one line
+        args = parser.parse_args(script_argv(script_file) if argv is None else argv)
+        if args.quick:
+            for key, value in QUICK.items():
+                if parser.get_default(key) == getattr(args, key):
+                    setattr(args, key, value)
+        self.args = args
+        self.config = config_from_args(self.experiment, args)
+        if args.out:
+            self.out = Path(args.out).expanduser().resolve()
+        elif script_file is not None:
+            self.out = Path(script_file).resolve().parent / "output"
+        else:
+            self.out = Path.cwd() / f"output-{self.experiment.name}"
+        self.data: ExperimentData | None = None
+        self.model = None
+        self.history: dict | None = None
+        self.separator = None
+        self.results: dict | None = None
+        self.example: Example | None = None
+
+    # ------------------------------------------------------------------ steps
+
+    def prepare_data(self) -> ExperimentData:
+        """Speaker-disjoint training/validation pipelines and the test mixtures."""
+        from speechsep.data import pipeline, testset
+        from speechsep.data.mixing import MixingConfig, split_speakers
+        from speechsep.data.shards import load_stats, read_index
+
+        args, config = self.args, self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        print(f"{self.experiment.title}: run folder {self.out}", flush=True)
+        if config.dynamic_mixing:
+            corpus = corpus_from_args(args)
+            print(f"Corpus: {describe_corpus(corpus)}", flush=True)
+            mixing = MixingConfig(num_speakers=config.num_speakers, seed=config.seed)
+            train_mixing = dataclasses.replace(mixing, speed_range=tuple(args.speed_perturb))
+            splits = split_speakers(corpus, seed=config.seed, min_speakers=config.num_speakers)
+            mean, std = pipeline.estimate_stats(corpus, splits["train"], mixing)
+            train = pipeline.make_dynamic_dataset(corpus, splits["train"], train_mixing, mean, std,
+                                                  config.batch_size, config.chunk_frames, seed=config.seed)
+            valid = pipeline.make_dynamic_dataset(corpus, splits["valid"], mixing, mean, std, config.batch_size,
+                                                  config.chunk_frames, seed=config.seed + 1).take(8).cache()
+            test = testset.from_corpus(corpus, args.test_mixtures, config.seed, config.num_speakers)
+            description = {"dynamic_mixing": True, "corpus": corpus.summary(), "splits": splits,
+                           "train_speed_range": list(train_mixing.speed_range)}
+            self.data = ExperimentData(train, valid, (mean, std), test.records, description)
+            return self.data
+        data_dir = args.data
+        if data_dir is None:
+            corpus = corpus_from_args(args)
+            dataset_config = dataset_config_from_args(args)
+            print("No --data given: using the DataGenerator default dataset.", flush=True)
+            data_dir = build_dataset(corpus, dataset_config, default_data_dir(corpus, dataset_config))
+        train = pipeline.make_dataset(data_dir, "train", config.batch_size, config.chunk_frames, seed=config.seed)
+        valid = pipeline.make_dataset(data_dir, "valid", config.batch_size, config.chunk_frames, shuffle=False)
+        test = testset.from_dataset(data_dir, args.test_mixtures)
+        index = read_index(data_dir)
+        description = {"dynamic_mixing": False, "data_dir": str(data_dir), "corpus": index["corpus"],
+                       "splits": {k: v["speakers"] for k, v in index["splits"].items()}}
+        self.data = ExperimentData(train, valid, load_stats(data_dir), test.records, description)
+        return self.data
+
+    def train(self):
+        """Train (or resume) in the run folder. Returns (model, per-epoch history of every run)."""
+        from speechsep.training.trainer import history_from_run, train
+
+        data = self.data or self.prepare_data()
+        if not data.test_records:
+            raise ValueError("no test mixtures to evaluate")
+        self.model, _ = train(self.config, self.out, data.train, data.valid, data.stats, data.description)
+        self.history = history_from_run(self.out)
+        return self.model, self.history
+
+    def evaluate(self) -> dict:
+        """Metrics on the test mixtures (speakers never heard in training); writes ``results.json``."""
+        from speechsep.eval import evaluation
+        from speechsep.separation.separator import Separator
+
+        if self.model is None:
+            self.train()
+        self.separator = Separator.from_run_dir(self.out)
+        records = self.data.test_records
+        print(f"Evaluating on {len(records)} test mixtures of unseen speakers...", flush=True)
+        rows = evaluation.evaluate_records(records, evaluation.model_separate(self.separator))
+        summary = evaluation.summarise(rows)
+        self.results = {"experiment": self.experiment.name, "title": self.experiment.title,
+                        "config": self.config.to_json(), "test_speakers": self.data.description["splits"]["test"],
+                        **summary}
+        if self.args.quick:
+            self.results["note"] = QUICK_NOTE
+        atomic_write_json(self.out / "results.json", self.results)
+        print(evaluation.format_table({self.experiment.name: summary}))
+        overall = summary["overall"]
+        if "speaker_count_accuracy" in overall:
+            print(f"Speaker count right on {overall['speaker_count_accuracy']:.0%} of test mixtures")
+        if self.args.quick:
+            print(f"Note: {QUICK_NOTE}.")
+        return self.results
+
+    def write_outputs(self) -> Example:
+        """Wavs of the first test mixture and every figure of the experiment, in the run folder."""
+        if self.results is None:
+            self.evaluate()
+        self.example = write_example(self.out, self.experiment, self.separator, self.data.test_records[0],
+                                     self.history or {})
+        files = self.example.files
+        print(f"Wrote results.json, {sum(p.suffix == '.png' for p in files)} figures and "
+              f"{sum(p.suffix == '.wav' for p in files)} wavs to {self.out}", flush=True)
+        return self.example
+
+    def run_all(self) -> dict:
+        """Every step in order; returns the results."""
+        self.write_outputs()
+        return self.results
+
+
+def write_example(out: Path, experiment: Experiment, separator, record: dict, history: dict) -> Example:
+    """Separate ``record``; write its wavs and every figure of ``experiment`` into ``out``."""
+    from speechsep.eval import metrics
+    from speechsep.figures import plots
+
+    estimates, readout = separator.separate(record["mixture"], record["sources"].shape[0])
+    references = record["sources"]
+    count = references.shape[0]
+    estimates = np.concatenate([estimates, np.zeros((max(0, count - len(estimates)), estimates.shape[1]),
+                                                    np.float32)])[:count]
+    sdr, _, _, order = metrics.bss_eval(references, estimates)  # order[i]: estimate of reference i
+    order = [int(i) for i in order]
+    estimates = estimates[order]
+    sdr = [float(value) for value in sdr]
+    wav_dir = out / "wavs"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    written = [wav_dir / "mixture.wav"]
+    soundfile.write(str(written[0]), record["mixture"], signal.SAMPLE_RATE)
+    for index in range(count):
+        for kind, waveform in (("estimate", estimates[index]), ("reference", references[index])):
+            path = wav_dir / f"source{index + 1}_{kind}.wav"
+            peak = max(float(np.max(np.abs(waveform))), 1e-9)
+            soundfile.write(str(path), waveform / max(peak, 1.0), signal.SAMPLE_RATE)
+            written.append(path)
+    spectrum = signal.stft(record["mixture"])
+    log_magnitude = signal.log_magnitude(spectrum)
+    active = record["active"]
+    masks = np.stack([readout.masks[i] if i < len(readout.masks) else np.zeros_like(log_magnitude) for i in order])
+    figures = {
+        "ibm": lambda: plots.plot_masks(log_magnitude, (record["ibm"] == 0).astype(np.float32), masks[0],
+                                        active, title=f"{experiment.title}: masks for source 1 (test mixture)"),
+        "wav": lambda: plots.plot_waveforms(record["mixture"], references, estimates, sdr, signal.SAMPLE_RATE,
+                                            title=f"{experiment.title}: BSS Eval SDR of each estimate (test mixture)"),
+        "accuracy": lambda: plots.plot_accuracy(history, prefix_title=experiment.title),
+        "loss": lambda: plots.plot_history(history, [("loss", "train"), ("val_loss", "validation")],
+                                           title=f"{experiment.title}: deep-clustering loss", ylabel="loss"),
+        "embeddings": lambda: plots.plot_embeddings_pca(readout.embeddings, record["ibm"], active,
+                                                        title=f"{experiment.title}: embeddings, PCA"),
+        "separation": lambda: plots.plot_cluster_assignment(readout.labels, active, log_magnitude,
+                                                            title=f"{experiment.title}: cluster per bin"),
+    }
+    for role, name in experiment.figures.items():
+        written.append(plots.save_figure(figures[role](), out / name))
+    return Example(record, estimates, masks, sdr, written)
+
+
+def run_experiment(name: str, script_file=None, argv=None, settings: Mapping | None = None,
+                   description: str = "") -> dict:
+    """Parse, train, evaluate, write results/figures/wavs; user errors become one line and exit status 2."""
+    def run():
+        return ExperimentRun(name, script_file, settings, argv, description).run_all()
+
+    return run_guarded(run)
