@@ -20,7 +20,8 @@ try:
 except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechsep.cli import add_corpus_arguments, corpus_from_args, describe_corpus, mixing_from_args, run_guarded
+from speechsep.cli import (add_corpus_arguments, add_crop_argument, corpus_from_args, describe_corpus,
+                           mixing_from_args, run_guarded)
 
 
 def main(argv=None):
@@ -33,7 +34,12 @@ def main(argv=None):
     parser.add_argument("--dynamic-mixing", action="store_true", help="fresh mixtures, nothing on disk")
     parser.add_argument("--batches", type=int, default=2, help="batches to print")
     add_corpus_arguments(parser)
+    add_crop_argument(parser)
     args = parser.parse_args(argv)
+    if args.data is not None and not args.dynamic_mixing:
+        from speechsep.data.shards import verify_dataset
+
+        run_guarded(verify_dataset, args.data)  # a bad shard is reported before TensorFlow loads
     from speechsep.data import pipeline
 
     def run():

@@ -4,9 +4,10 @@ Nothing heavy runs at import time: TensorFlow is only imported by the modules
 that need it (models, losses, training, pipeline).
 """
 
-import os as _os
+from speechsep import _quiet
 
-# Quieten TensorFlow's C++ start-up chatter for every entry point (users can override).
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quieten TensorFlow's C++ start-up chatter for every entry point, before anything imports
+# TensorFlow (users can override TF_CPP_MIN_LOG_LEVEL); see speechsep/_quiet.py.
+_quiet.install()
 
 __version__ = "0.1.0"

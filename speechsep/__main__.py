@@ -1,4 +1,4 @@
-"""Command line: ``python -m speechsep evaluate|separate``.
+"""Command line: ``python -m speechsep evaluate|separate|launch``.
 
 evaluate
     ``python -m speechsep evaluate --model RUN_DIR [--timit PATH | --data DIR] [--mixtures N] [--seed S]``
@@ -12,6 +12,13 @@ separate
     separates any wav (any sample rate and channel count: downmixed, resampled
     to 8 kHz) into ``<name>_s1.wav``, ``<name>_s2.wav``, ... at 8 kHz. A bad
     file is reported and skipped; the others are still processed.
+
+launch
+    ``python -m speechsep launch --workers N [--timeout S] -- COMMAND ...`` runs
+    COMMAND (e.g. a training script with ``--strategy multiworker``) as N
+    workers on loopback, each with its ``TF_CONFIG``, and prints their output
+    prefixed ``[worker i]``; exits with the first failing worker's status
+    (:mod:`speechsep.launch`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import csv
 import sys
 from pathlib import Path
 
-from speechsep.cli import add_clusterer_argument, add_corpus_arguments, run_guarded, test_set_from_args
+from speechsep.cli import add_clusterer_argument, add_corpus_arguments, check_out_dir, run_guarded, test_set_from_args
 from speechsep.io import atomic_write_json
 
 ORACLE_PREFIX = "oracle:"
@@ -51,6 +58,7 @@ def evaluate_command(args) -> dict:
         separate = evaluation.model_separate(separator, readout)
         name = f"{separator.config.experiment}-{readout}"
         out = Path(args.out or run_dir / "evaluation")
+    check_out_dir(out)  # before the evaluation: a bad --out is one line, not a lost run
     rows = evaluation.evaluate_records(test.records, separate)
     summary = evaluation.summarise(rows)
     summary.update({"method": name, "test_speakers": test.speakers, "seed": args.seed})
@@ -73,9 +81,11 @@ def separate_command(args) -> int:
     import soundfile
 
     from speechsep.data.audio import AudioFileError, load_audio
-    from speechsep.separation.separator import Separator
+    from speechsep.separation.separator import Separator, prefetched
     from speechsep.signal import SAMPLE_RATE
 
+    if args.out:
+        check_out_dir(args.out)
     separator = Separator.from_run_dir(args.model)
     readout = args.clusterer
     if separator.config.model != "dc" and readout not in (None, "mask"):
@@ -83,10 +93,10 @@ def separate_command(args) -> int:
         readout = None
     estimate_count = (readout or separator.config.readout) == "meanshift" and args.speakers is None
     failures = 0
-    for path in args.mixtures:
-        path = Path(path)
+    # the next file is decoded and resampled in a thread while the network separates this one
+    for path, loaded in prefetched(load_audio, [Path(path) for path in args.mixtures]):
         try:
-            mixture = load_audio(path)
+            mixture = loaded.result()
             estimates, result = separator.separate(mixture, args.speakers, readout, estimate_count=estimate_count)
         except (AudioFileError, ValueError) as error:
             print(f"error: {error if str(path) in str(error) else f'{path}: {error}'}", file=sys.stderr)
@@ -105,10 +115,25 @@ def separate_command(args) -> int:
     return 1 if failures else 0
 
 
+def launch_command(args) -> int:
+    from speechsep.launch import launch
+
+    command = args.worker_command[1:] if args.worker_command[:1] == ["--"] else args.worker_command
+    return launch(command, args.workers, args.timeout)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m speechsep", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    evaluate = commands.add_parser("evaluate", help="metrics of a run or an oracle on unseen test speakers")
+    parser = argparse.ArgumentParser(
+        prog="python -m speechsep",
+        description="Evaluate a training run (or an oracle) on unseen test speakers, separate wav files with it, "
+                    "or launch a training script as several local workers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="evaluate, separate or launch; "
+                                          "python -m speechsep COMMAND --help lists its options")
+    evaluate = commands.add_parser(
+        "evaluate", help="metrics of a run or an oracle on unseen test speakers",
+        description="Metrics of a training run (or an oracle) on test mixtures of speakers it never heard; "
+                    "writes evaluation.csv (per mixture) and evaluation.json (summary).")
     evaluate.add_argument("--model", required=True, help="RUN_DIR or oracle:ibm|oracle:irm|oracle:mixture")
     add_corpus_arguments(evaluate, speakers=False, seed=False)
     evaluate.add_argument("--data", default=None, help="pickle dataset: evaluate on its test split")
@@ -117,14 +142,30 @@ def main(argv=None) -> int:
     evaluate.add_argument("--speakers", type=int, default=None, help="talkers per test mixture (default: the run's)")
     add_clusterer_argument(evaluate)
     evaluate.add_argument("--out", default=None, help="output folder (default: RUN_DIR/evaluation)")
-    separate = commands.add_parser("separate", help="separate wav files with a trained run")
+    separate = commands.add_parser(
+        "separate", help="separate wav files with a trained run",
+        description="Separate wav files (any sample rate, any channel count) into <name>_s1.wav, <name>_s2.wav, "
+                    "... at 8 kHz. A bad file is reported and skipped.")
     separate.add_argument("--model", required=True, help="RUN_DIR (the --out folder of a training script)")
-    separate.add_argument("--out", default=None, help="default: next to each input")
+    separate.add_argument("--out", default=None, help="folder for the separated wavs (default: next to each input)")
     add_clusterer_argument(separate)
     separate.add_argument("--speakers", type=int, default=None,
                           help="number of talkers (default: the run's; mean-shift estimates it)")
-    separate.add_argument("mixtures", nargs="+", metavar="MIX.wav")
+    separate.add_argument("mixtures", nargs="+", metavar="MIX.wav", help="the recordings to separate")
+    launch = commands.add_parser(
+        "launch", help="run a training command as N local workers (--strategy multiworker)",
+        description="Run COMMAND as N workers on free 127.0.0.1 ports, each with the TF_CONFIG of its place in "
+                    "the cluster (worker 0 is the chief); print their output prefixed [worker i]. Exits non-zero "
+                    "as soon as any worker fails, after stopping the others.")
+    launch.add_argument("--workers", type=int, default=2, help="number of worker processes (default 2)")
+    launch.add_argument("--timeout", type=float, default=None, metavar="S",
+                        help="stop every worker after S seconds and exit with status 124")
+    launch.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+                        help="the command every worker runs, e.g. -- python Deep-clustering/train_deep_clustering.py "
+                             "--quick --strategy multiworker")
     args = parser.parse_args(argv)
+    if args.command == "launch":
+        return run_guarded(launch_command, args)
     if args.command == "evaluate":
         run_guarded(evaluate_command, args)
         return 0

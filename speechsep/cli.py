@@ -13,13 +13,17 @@ import argparse
 import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-from speechsep.config import EMBEDDING_READOUTS
+from speechsep.config import DC_READOUTS
 from speechsep.data.corpus import Corpus, CorpusError
 from speechsep.data.mixing import MixingConfig
-from speechsep.data.shards import DatasetConfig, ShardError, dataset_summary, read_index, write_dataset
+from speechsep.data.shards import (DatasetConfig, ShardError, dataset_summary, read_index, verify_dataset,
+                                   write_dataset)
 from speechsep.data.sources import CORPUS_SOURCES, find_corpus
+
+DEFAULT_CROP_SECONDS = 4.0  # training mixtures: random crops of this length (--crop-seconds)
 
 
 def cache_dir() -> Path:
@@ -34,13 +38,18 @@ def cache_dir() -> Path:
 
 
 def add_corpus_arguments(parser: argparse.ArgumentParser, speakers: bool = True, seed: bool = True) -> None:
-    """``--timit``, ``--corpus`` and (optionally) ``--seed`` and ``--speakers``."""
+    """``--timit``, ``--corpus-root``, ``--corpus`` and (optionally) ``--seed`` and ``--speakers``."""
     group = parser.add_argument_group("corpus")
     group.add_argument("--timit", metavar="PATH", default=None,
-                       help="TIMIT folder (LDC, NLTK-sample or <speaker>/*.wav layout); "
-                            "default: $TIMIT_WAV, ./TIMIT_WAV, then the NLTK sample")
+                       help="TIMIT folder (LDC, NLTK-sample, LibriSpeech or <speaker>/*.wav layout); "
+                            "default: $TIMIT_WAV, ./TIMIT_WAV, the NLTK sample if downloaded, "
+                            "then the built-in LibriSpeech mini")
+    group.add_argument("--corpus-root", metavar="PATH", action="append", default=None,
+                       help="a corpus folder of any layout; repeat to combine corpora (with --timit too): "
+                            "speaker ids become <corpus>:<id>, each corpus is split on its own")
     group.add_argument("--corpus", choices=CORPUS_SOURCES, default=None,
-                       help="force a corpus source; 'toy' is synthetic, NOT speech")
+                       help="force a corpus source; 'librispeech-mini' is the built-in sample, "
+                            "'toy' is synthetic, NOT speech")
     if seed:
         group.add_argument("--seed", type=int, default=0, help="seed for splits, mixing and training (default 0)")
     if speakers:
@@ -48,8 +57,8 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, speakers: bool = True,
 
 
 def add_clusterer_argument(parser, default=None, help_text: str = "how embeddings become masks") -> None:
-    """``--clusterer kmeans|meanshift|pca_sign``."""
-    parser.add_argument("--clusterer", choices=EMBEDDING_READOUTS, default=default,
+    """``--clusterer kmeans|meanshift|pca_sign|mask_head`` (``mask_head``: a Chimera++ network's own masks)."""
+    parser.add_argument("--clusterer", choices=DC_READOUTS, default=default,
                         help=f"{help_text} (default: {default or 'the run’s own'})")
 
 
@@ -62,20 +71,31 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--length", choices=("min", "max"), default="min",
                        help="mixture length: shortest source (min, default) or longest (max)")
     group.add_argument("--shard-size", type=int, default=100, help="mixtures per pickle shard (default 100)")
+    add_crop_argument(group)
+
+
+def add_crop_argument(group) -> None:
+    """``--crop-seconds``: random crops of a fixed length for training mixtures."""
+    group.add_argument("--crop-seconds", type=float, default=DEFAULT_CROP_SECONDS, metavar="S",
+                       help="training mixtures are random S-second crops of each source, drawn afresh by "
+                            f"dynamic mixing (default {DEFAULT_CROP_SECONDS:g}; 0 = off: the shorter source); "
+                            "validation and test mixtures are never cropped")
 
 
 # ----------------------------------------------------------------------------- arguments -> typed objects
 
 
 def corpus_from_args(args) -> Corpus:
-    """The corpus named by ``--timit`` / ``--corpus`` (resolution order: :mod:`speechsep.data.sources`)."""
-    return find_corpus(args.timit, args.corpus)
+    """The corpus named by ``--timit`` / ``--corpus-root`` / ``--corpus`` (order: :mod:`speechsep.data.sources`)."""
+    return find_corpus(args.timit, args.corpus, getattr(args, "corpus_root", None) or ())
 
 
 def mixing_from_args(args) -> MixingConfig:
+    """Training-mixture options; ``--crop-seconds`` only where the command has it (0 = off)."""
     level_range = getattr(args, "level_range", None) or (0.0, 5.0)
     return MixingConfig(num_speakers=args.speakers, level_range_db=tuple(level_range),
-                        length_mode=getattr(args, "length", None) or "min", seed=args.seed)
+                        length_mode=getattr(args, "length", None) or "min", seed=args.seed,
+                        crop_seconds=getattr(args, "crop_seconds", None) or None)
 
 
 def dataset_config_from_args(args) -> DatasetConfig:
@@ -87,12 +107,17 @@ def dataset_config_from_args(args) -> DatasetConfig:
 # ----------------------------------------------------------------------------- datasets
 
 
-def default_data_dir(corpus: Corpus, config: DatasetConfig) -> Path:
-    """``<cache>/datasets/<corpus>-<K>spk-<N>mix-seed<S>-<root hash>``: one folder per corpus and config."""
+def dataset_name(corpus: Corpus, config: DatasetConfig) -> str:
+    """``<corpus>-<K>spk-<N>mix-seed<S>[-crop<C>s]``: the default name of a dataset folder."""
     total = sum(config.mixtures.values())
+    crop = f"-crop{config.mixing.crop_seconds:g}s" if config.mixing.crop_seconds else ""
+    return f"{corpus.name}-{config.mixing.num_speakers}spk-{total}mix-seed{config.mixing.seed}{crop}"
+
+
+def default_data_dir(corpus: Corpus, config: DatasetConfig) -> Path:
+    """``<cache>/datasets/<dataset name>-<root hash>``: one folder per corpus and config."""
     root_hash = hashlib.sha256(corpus.root.encode()).hexdigest()[:8]
-    name = f"{corpus.name}-{config.mixing.num_speakers}spk-{total}mix-seed{config.mixing.seed}-{root_hash}"
-    return cache_dir() / "datasets" / name
+    return cache_dir() / "datasets" / f"{dataset_name(corpus, config)}-{root_hash}"
 
 
 def build_dataset(corpus: Corpus, config: DatasetConfig, out_dir, overwrite: bool = False,
@@ -103,11 +128,18 @@ def build_dataset(corpus: Corpus, config: DatasetConfig, out_dir, overwrite: boo
     index = None
     if (out_dir / "index.json").is_file() and not overwrite:
         index = read_index(out_dir)
-    if index is not None and index.get("complete") and index["config"] == config.to_json() \
-            and index["corpus"]["root"] == corpus.root:
-        print(f"Reusing dataset {out_dir}", flush=True)
-        return out_dir
-    print(f"Writing {sum(config.mixtures.values())} mixtures to {out_dir} (resumes if interrupted)", flush=True)
+    if index is not None and index.get("complete") and _same_config(index, config) \
+            and (index.get("corpus") or {}).get("root") == corpus.root:
+        try:
+            verify_dataset(out_dir)
+            print(f"Reusing dataset {out_dir}", flush=True)
+            return out_dir
+        except ShardError as error:
+            print(f"Repairing dataset {out_dir}: {error}", flush=True)
+    else:
+        check_out_dir(out_dir, what="dataset folder")
+        print(f"Writing {sum(config.mixtures.values())} mixtures to {out_dir} (resumes if interrupted)",
+              flush=True)
     write_dataset(corpus, out_dir, config, overwrite=overwrite, progress=progress)
     if corpus.skipped:
         print(f"Skipped {len(corpus.skipped)} unusable file(s); listed in {out_dir / 'index.json'}")
@@ -115,14 +147,51 @@ def build_dataset(corpus: Corpus, config: DatasetConfig, out_dir, overwrite: boo
     return out_dir
 
 
+def _same_config(index: dict, config: DatasetConfig) -> bool:
+    """Whether a dataset index was written with ``config`` (fields added since then take their defaults)."""
+    try:
+        return DatasetConfig.from_json(index["config"]).to_json() == config.to_json()
+    except (TypeError, KeyError, ValueError):
+        return False
+
+
 def describe_corpus(corpus: Corpus) -> str:
-    """One sentence: name, folder, layout, speakers by sex, utterances, skipped files."""
+    """One sentence: name, folder, layout, speakers by sex, utterances, skipped files (and each combined part)."""
+    if corpus.parts:
+        return (f"{corpus.name}, {len(corpus.parts)} corpora combined, {len(corpus.speakers)} speakers: "
+                + "; ".join(describe_corpus(part) for part in corpus.parts))
     summary = corpus.summary()
+    unknown = f", {summary['unknown_sex']} unknown" if summary["unknown_sex"] else ""
     text = (f"{summary['name']} ({summary['layout']} layout, {summary['root']}): {summary['speakers']} speakers "
-            f"({summary['female']} female, {summary['male']} male), {summary['utterances']} utterances")
+            f"({summary['female']} female, {summary['male']} male{unknown}), {summary['utterances']} utterances")
     if summary["skipped"]:
         text += f", {summary['skipped']} unusable file(s) skipped"
     return text + (" [synthetic, NOT speech]" if summary["is_toy"] else "")
+
+
+def check_out_dir(out, dataset=None, what: str = "--out") -> Path:
+    """``out`` resolved, if it can become an output folder; else a one-line ``ValueError``. Creates nothing.
+
+    Refused: an existing file, a folder that cannot be written, and a folder
+    inside (or equal to) the ``dataset`` folder. ``what`` names the folder in the message.
+    """
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{what} {out}: is a file, not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {out}: {existing} is a file, not a folder")
+    try:  # the real test: os.access says yes to root on read-only file systems
+        os.rmdir(tempfile.mkdtemp(prefix=".speechsep-probe-", dir=existing))
+    except OSError as error:
+        raise ValueError(f"{what} {out}: cannot write in {existing} ({error.strerror})") from None
+    if dataset is not None:
+        dataset = Path(dataset).expanduser().resolve()
+        if out == dataset or dataset in out.parents:
+            raise ValueError(f"{what} {out}: lies inside the dataset folder {dataset}; choose a folder outside it")
+    return out
 
 
 # ----------------------------------------------------------------------------- errors
@@ -132,19 +201,48 @@ USER_ERRORS = (CorpusError, ShardError, ValueError, FileNotFoundError, FileExist
                PermissionError)
 
 
-def install_error_hook() -> None:
-    """Make an uncaught user error (:data:`USER_ERRORS`) print one ``error: ...`` line instead of a traceback.
+def user_error(error: BaseException) -> BaseException | None:
+    """``error`` itself if it is a user error (:data:`USER_ERRORS`), the user error a tf.data
+    pipeline wrapped in a TensorFlow error, else None."""
+    if isinstance(error, USER_ERRORS):
+        return error
+    pipeline = sys.modules.get("speechsep.data.pipeline")  # loaded only if TensorFlow is
+    return pipeline.original_error(error) if pipeline is not None else None
 
-    For scripts run from a shell, whose steps run at module level; other
-    exceptions keep the normal traceback. Interactive consoles are unaffected.
+
+def _release_frames(traceback) -> None:
+    """Drop the locals of a finished traceback's frames now, while the interpreter still runs.
+
+    A tf.data iterator left alive until interpreter shutdown waits forever for
+    its worker threads there; releasing it here lets the process exit.
+    """
+    import traceback as traceback_module
+
+    try:
+        traceback_module.clear_frames(traceback)
+    except RuntimeError:  # a frame still executing
+        pass
+
+
+def install_error_hook() -> None:
+    """Make an uncaught user error (:func:`user_error`) print one ``error: ...`` line instead of a traceback.
+
+    For scripts run from a shell, whose steps run at module level; Ctrl+C
+    also prints one line, other exceptions keep the normal traceback. Either
+    way the frames are released so that the process exits (see
+    :func:`_release_frames`). Interactive consoles are unaffected.
     """
     default_hook = sys.excepthook
 
     def hook(kind, error, traceback):
-        if issubclass(kind, USER_ERRORS):
-            print(f"error: {error}", file=sys.stderr)
+        original = user_error(error)
+        if original is not None:
+            print(f"error: {original}", file=sys.stderr)
+        elif issubclass(kind, KeyboardInterrupt):
+            print("interrupted (a training run resumes when rerun with the same options)", file=sys.stderr)
         else:
             default_hook(kind, error, traceback)
+        _release_frames(traceback)
 
     sys.excepthook = hook
 
@@ -162,6 +260,12 @@ def run_guarded(function, *args):
     """Run ``function``; print a user error (bad corpus, shard or value) as one line and exit with status 2."""
     try:
         return function(*args)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except Exception as error:
+        original = user_error(error)
+        if original is None:
+            raise
+        message = str(original)
+        _release_frames(error.__traceback__)
+        del error, original
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

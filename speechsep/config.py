@@ -10,8 +10,20 @@ from speechsep.io import atomic_write_json
 
 MODEL_KINDS = ("feedforward", "lstm", "blstm", "dc")
 LOSSES = ("mse", "pit", "dc")
-EMBEDDING_READOUTS = ("kmeans", "meanshift", "pca_sign")  # the choices of every --clusterer option
-READOUTS = ("mask",) + EMBEDDING_READOUTS
+EMBEDDING_READOUTS = ("kmeans", "meanshift", "pca_sign")
+DC_READOUTS = EMBEDDING_READOUTS + ("mask_head",)  # the choices of every --clusterer option
+READOUTS = ("mask",) + DC_READOUTS
+DC_LOSSES = ("dc", "dc_whitened")  # the embedding objective of the dc model
+MASK_LOSSES = ("msa", "tpsa")  # the mask-inference objective of the Chimera++ head
+LR_SCHEDULES = ("constant", "cosine")
+STRATEGIES = ("default", "mirrored", "multiworker", "cpu")  # tf.distribute: speechsep/training/distribute.py
+RECURRENT = ("fast", "keras")  # speechsep/nn/recurrent.py layers, or stock keras.layers.LSTM
+PRECISIONS = ("float32", "bfloat16")
+
+
+# What a config.json written before a field existed meant: checkpoints from before the fast
+# recurrent layers hold stock Keras LSTMs.
+LEGACY_DEFAULTS = {"recurrent": "keras"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,8 +35,34 @@ class ExperimentConfig:
     permutation-invariant MSE; ``dc``: the deep-clustering loss) and
     ``readout`` how masks are read at test time (``mask``: the network's mask;
     ``pca_sign``: sign of the embeddings' first principal component;
-    ``kmeans``/``meanshift``: clustering of the embeddings of active bins).
+    ``kmeans``/``meanshift``: clustering of the embeddings of active bins;
+    ``mask_head``: the masks of the Chimera++ mask head).
     ``batch_size`` is the GLOBAL batch size (split across replicas by tf.distribute).
+
+    Throughput: ``recurrent`` picks the LSTM implementation (``fast``: the
+    layers of :mod:`speechsep.nn.recurrent`; ``keras``: stock
+    ``keras.layers.LSTM``; same weights layout, checkpoints convert),
+    ``jit_compile`` compiles the training step with XLA, and ``precision``
+    ``bfloat16`` runs the large matmuls in bfloat16 (mixed precision; falls
+    back to float32 with a warning on a CPU without native bfloat16).
+
+    The deep-clustering recipe (every default keeps the original study):
+
+    * ``dc_loss``: ``dc`` (Hershey et al. 2016) or ``dc_whitened`` (the
+      whitened k-means objective of Wang, Le Roux, Hershey, ICASSP 2018);
+    * ``mask_head``: add a Chimera++ mask-inference head (softmax over the C
+      sources) trained with ``mask_loss`` (``msa``: magnitude spectrum
+      approximation; ``tpsa``: truncated phase-sensitive approximation),
+      total loss ``(1 − mask_loss_weight)·L_DC + mask_loss_weight·L_MI``;
+    * ``soft_mask_beta``: k-means/mean-shift readouts give soft masks
+      ``p(c|v) ∝ exp(β·vᵀμ_c)`` instead of binary ones (``None``: binary);
+    * ``lr_schedule`` (``constant`` or ``cosine`` decay to 0 over the run:
+      the epochs, or the ``minutes`` budget when that ends first) after
+      ``warmup_steps`` of linear warm-up;
+    * ``long_chunk_frames``/``curriculum_epoch``: from that (0-based) epoch
+      on, train on chunks of ``long_chunk_frames`` frames instead of
+      ``chunk_frames``, with as many frames per batch (``long_batch_size``);
+      validation keeps ``chunk_frames``.
     """
 
     experiment: str = "deepclustering"
@@ -47,9 +85,24 @@ class ExperimentConfig:
     dynamic_mixing: bool = False
     strategy: str = "default"
     meanshift_bandwidth: float | None = None
+    # the deep-clustering recipe (defaults: the original study); see the class docstring
+    dc_loss: str = "dc"
+    mask_head: bool = False
+    mask_loss: str = "tpsa"
+    mask_loss_weight: float = 0.5
+    soft_mask_beta: float | None = None
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    long_chunk_frames: int | None = None
+    curriculum_epoch: int | None = None
+    # throughput (speechsep/nn/recurrent.py); none of them changes what the model computes beyond rounding
+    recurrent: str = "fast"
+    jit_compile: bool = True
+    precision: str = "float32"
 
     def __post_init__(self):
-        for field, allowed in (("model", MODEL_KINDS), ("loss", LOSSES), ("readout", READOUTS)):
+        for field, allowed in (("model", MODEL_KINDS), ("loss", LOSSES), ("readout", READOUTS),
+                               ("recurrent", RECURRENT), ("precision", PRECISIONS)):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"config.{field} must be one of {allowed}, got {getattr(self, field)!r}")
         if (self.loss == "dc") != (self.model == "dc"):
@@ -64,6 +117,43 @@ class ExperimentConfig:
         for field in ("hidden_units", "num_layers", "embedding_dim", "batch_size", "chunk_frames", "epochs"):
             if getattr(self, field) < 1:
                 raise ValueError(f"config.{field} must be >= 1, got {getattr(self, field)}")
+        self._check_recipe()
+
+    def _check_recipe(self):
+        """Validate the deep-clustering recipe fields (``ValueError`` naming the field)."""
+        for field, allowed in (("dc_loss", DC_LOSSES), ("mask_loss", MASK_LOSSES), ("lr_schedule", LR_SCHEDULES)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"config.{field} must be one of {allowed}, got {getattr(self, field)!r}")
+        if self.model != "dc" and (self.dc_loss != "dc" or self.mask_head or self.soft_mask_beta is not None):
+            raise ValueError("config.dc_loss, config.mask_head and config.soft_mask_beta apply to the dc model only")
+        if self.readout == "mask_head" and not self.mask_head:
+            raise ValueError("config.readout 'mask_head' needs config.mask_head = True (a Chimera++ mask head)")
+        if not 0.0 < self.mask_loss_weight < 1.0:
+            raise ValueError(f"config.mask_loss_weight must be in (0, 1), got {self.mask_loss_weight}")
+        if self.soft_mask_beta is not None and not self.soft_mask_beta > 0:
+            raise ValueError(f"config.soft_mask_beta must be > 0 (or None for binary masks), got {self.soft_mask_beta}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"config.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if (self.long_chunk_frames is None) != (self.curriculum_epoch is None):
+            raise ValueError("config.long_chunk_frames and config.curriculum_epoch go together (both or neither), "
+                             f"got {self.long_chunk_frames} and {self.curriculum_epoch}")
+        if self.long_chunk_frames is not None and self.long_chunk_frames <= self.chunk_frames:
+            raise ValueError(f"config.long_chunk_frames must exceed chunk_frames ({self.chunk_frames}), "
+                             f"got {self.long_chunk_frames}")
+        if self.curriculum_epoch is not None and self.curriculum_epoch < 0:
+            raise ValueError(f"config.curriculum_epoch must be >= 0, got {self.curriculum_epoch}")
+
+    @property
+    def long_batch_size(self) -> int | None:
+        """Chunks per batch in the long-chunk stage: as many frames per batch as ``batch_size`` short chunks."""
+        if self.long_chunk_frames is None:
+            return None
+        return max(1, self.batch_size * self.chunk_frames // self.long_chunk_frames)
+
+    @property
+    def mask_target(self) -> str | None:
+        """What the pipeline must add for the mask head (``mask_loss``), or None without one."""
+        return self.mask_loss if self.mask_head else None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -84,6 +174,8 @@ class ExperimentConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"{path}: unknown config fields {sorted(unknown)} (written by a newer speechsep?)")
+        for field, value in LEGACY_DEFAULTS.items():  # files written before the field existed
+            data.setdefault(field, value)
         return cls(**data)
 
     def replace(self, **changes) -> "ExperimentConfig":

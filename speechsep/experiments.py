@@ -23,6 +23,9 @@ class Experiment:
     ``figures`` maps a figure role (``accuracy``, ``ibm``, ``wav``, ``loss``,
     ``embeddings``, ``separation``) to the PNG file name the script writes.
     ``variants`` maps a comparison row name to the settings it changes.
+    ``candidates`` does the same for the recipe candidates: rows measured by
+    ``python -m speechsep.bench quality --candidates`` beside the study's own
+    rows, but never part of the study's figure and table.
     """
 
     name: str
@@ -35,6 +38,7 @@ class Experiment:
     flow_figure: str | None = None  # schematic in Pictures/ (the mean-shift one shares deep_clustering.png)
     variants: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)
     budget: str = "mask"  # "mask" or "dc": which wall-clock budget the quality benchmark gives it
+    candidates: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)
 
     @property
     def folder(self) -> str:
@@ -57,6 +61,25 @@ def _clustering_figures(prefix: str, underscored: str) -> dict:
             "accuracy": f"{prefix}accuracy.png"}
 
 
+# Candidates for the deep-clustering recipe (settings are the training script's option names): each changes
+# one thing of the study's network or its training, to be measured under the same 30-minute budget.
+_DC_CANDIDATES = {
+    "dc-whitened": {"dc_loss": "dc_whitened"},
+    "dc-soft": {"soft_mask_beta": 10.0},
+    "dc-chimera": {"mask_head": True, "clusterer": "mask_head"},
+    "dc-chimera-kmeans": {"mask_head": True},
+    "dc-chimera-whitened": {"mask_head": True, "dc_loss": "dc_whitened", "clusterer": "mask_head"},
+    "dc-chimera-msa": {"mask_head": True, "mask_loss": "msa", "clusterer": "mask_head"},
+    "dc-cosine": {"lr_schedule": "cosine", "warmup_steps": 50},
+    "dc-lr2e-3": {"learning_rate": 2e-3, "warmup_steps": 50},
+    "dc-curriculum": {"long_chunk_frames": 400, "curriculum_epoch": 3},
+    "dc-d20": {"embedding_dim": 20},
+    "dc-4x600": {"hidden_units": 600, "layers": 4},
+    "dc-batch16": {"batch_size": 16},
+    "dc-clip1": {"clip_norm": 1.0},
+    "dc-level10": {"train_level_range": (0.0, 10.0)},
+}
+
 _ALL = (
     Experiment("feedforward", "Feedforward mask network", "feedforward", "mse", "mask",
                "Feedforward/train_net.py", _mask_figures("feedforward"), "Feed_forward.png"),
@@ -70,7 +93,8 @@ _ALL = (
                "Bi-directional-RNN-with-loss-function.png", budget="dc"),
     Experiment("deepclustering", "Deep clustering (k-means)", "dc", "dc", "kmeans",
                "Deep-clustering/train_deep_clustering.py",
-               _clustering_figures("deepclustering", "deep_clustering"), "deep_clustering.png", budget="dc"),
+               _clustering_figures("deepclustering", "deep_clustering"), "deep_clustering.png", budget="dc",
+               candidates=_DC_CANDIDATES),
     Experiment("meanshift", "Deep clustering (mean-shift, counts speakers)", "dc", "dc", "meanshift",
                "Deep-clustering-with-mean-shift-clustering/train_deep_clustering.py",
                _clustering_figures("meanshift", "mean_shift"), budget="dc"),
@@ -87,18 +111,28 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-def comparison_rows() -> dict[str, tuple[Experiment, Mapping]]:
-    """Every row of the comparison in study order: name -> (experiment, settings it changes)."""
+def comparison_rows(candidates: bool = False) -> dict[str, tuple[Experiment, Mapping]]:
+    """Every row of the comparison in study order: name -> (experiment, settings it changes).
+
+    With ``candidates``, each experiment's recipe candidates follow its variants.
+    """
     rows: dict[str, tuple[Experiment, Mapping]] = {}
     for experiment in EXPERIMENTS.values():
         rows[experiment.name] = (experiment, {})
         for variant, changes in experiment.variants.items():
             rows[variant] = (experiment, changes)
+        for candidate, changes in (experiment.candidates.items() if candidates else ()):
+            rows[candidate] = (experiment, changes)
     return rows
+
+
+def is_candidate(name: str) -> bool:
+    """Whether ``name`` is a recipe-candidate row (not one of the study's rows)."""
+    return any(name in experiment.candidates for experiment in EXPERIMENTS.values())
 
 
 def study_order(names) -> list[str]:
     """``names`` sorted as the study runs: experiments and variants first, then unknown names, oracles last."""
-    order = list(comparison_rows()) + list(ORACLE_ROWS)
+    order = list(comparison_rows(candidates=True)) + list(ORACLE_ROWS)
     rank = {name: index for index, name in enumerate(order)}
     return sorted(names, key=lambda name: (name.startswith("oracle"), rank.get(name, len(order)), name))

@@ -1,6 +1,6 @@
 """Signal conventions used everywhere in the kit, and the time-frequency helpers.
 
-Conventions (fixed for the whole project, see DEVELOPERS.md):
+Conventions (fixed for the whole project; the README's "Signal conventions" section):
 
 * audio at :data:`SAMPLE_RATE` = 8 kHz;
 * STFT with a 256-point FFT (32 ms), a 64-sample hop (8 ms) and a sqrt-Hann

@@ -16,10 +16,13 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 TIMIT_SAMPLE = SHARED_DATA / "timit-sample"
 LIBRISPEECH_SAMPLE = SHARED_DATA / "librispeech-sample"
 
-# The smallest settings that still exercise every code path of a training script.
-TINY_ARGS = ["--corpus", "toy", "--mixtures", "20", "--epochs", "1", "--hidden-units", "8", "--layers", "1",
-             "--batch-size", "8", "--test-mixtures", "2"]
-TINY_DC_ARGS = TINY_ARGS + ["--embedding-dim", "4"]
+# The smallest model sizes (ExperimentConfig fields) that still exercise every code path.
+TINY_SIZES = {"hidden_units": 8, "num_layers": 1, "embedding_dim": 4}
+# The same as training-script flags, with the smallest data and training settings.
+TINY_ARGS = ["--corpus", "toy", "--mixtures", "20", "--epochs", "1", "--hidden-units", str(TINY_SIZES["hidden_units"]),
+             "--layers", str(TINY_SIZES["num_layers"]), "--batch-size", "8", "--test-mixtures", "2",
+             "--no-jit"]  # XLA compiles in seconds per run: tests/test_recurrent.py covers the jit path
+TINY_DC_ARGS = TINY_ARGS + ["--embedding-dim", str(TINY_SIZES["embedding_dim"])]
 
 
 def tiny_args(experiment) -> list[str]:

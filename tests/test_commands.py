@@ -12,6 +12,8 @@ from speechsep.__main__ import main as cli_main
 from speechsep.data.toy import synthesize
 from conftest import load_script
 
+pytestmark = pytest.mark.slow  # every test here uses the trained_runs fixture (trains two scripts)
+
 def test_evaluate_run_and_oracle(trained_runs, toy_dataset, tmp_path, capsys):
     run = trained_runs / "deepclustering"
     data = toy_dataset

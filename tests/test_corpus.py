@@ -154,8 +154,8 @@ def test_find_corpus_order(generic_corpus, monkeypatch, tmp_path):
     assert find_corpus().root == str(generic_corpus)
     monkeypatch.delenv("TIMIT_WAV")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sources, "nltk_timit_sample", lambda: generic_corpus)
-    assert find_corpus().name == "nltk-timit-sample"
+    monkeypatch.setattr(sources, "nltk_timit_sample", lambda download=True: generic_corpus)
+    assert find_corpus().name == "nltk-timit-sample"  # an NLTK sample already downloaded
     (tmp_path / "TIMIT_WAV").symlink_to(generic_corpus)  # ./TIMIT_WAV in the working folder comes first
     assert find_corpus().root == str(tmp_path / "TIMIT_WAV")
     (tmp_path / "TIMIT_WAV").unlink()
@@ -163,17 +163,26 @@ def test_find_corpus_order(generic_corpus, monkeypatch, tmp_path):
         find_corpus(corpus="timit")
 
 
-def test_no_corpus_anywhere_falls_back_to_toy_loudly(monkeypatch, tmp_path, capsys):
+def test_no_corpus_anywhere_falls_back_to_embedded_librispeech_then_toy(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("TIMIT_WAV", raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sources, "_announced_toy", False)
+    monkeypatch.setattr(sources, "_announced_embedded", False)
+    asked = []
 
-    def offline():
+    def offline(download=True):
+        asked.append(download)
         raise CorpusError("could not download the NLTK TIMIT sample (offline?)")
 
     monkeypatch.setattr(sources, "nltk_timit_sample", offline)
+    corpus = find_corpus()
+    assert corpus.name == "librispeech-mini" and not corpus.is_toy
+    assert asked == [False]  # the fallback never downloads
+    assert "LibriSpeech mini" in capsys.readouterr().out
+    monkeypatch.setattr(sources, "EMBEDDED_LIBRISPEECH", tmp_path / "stripped")  # an install without it
     assert find_corpus().is_toy
     printed = capsys.readouterr()
-    assert "offline" in printed.out and "NOT speech" in printed.err
+    assert "stripped" in printed.out and "NOT speech" in printed.err
     with pytest.raises(CorpusError, match="offline"):
         find_corpus(corpus="nltk")
+    assert asked[-1] is True

@@ -1,25 +1,29 @@
-"""A tiny one-epoch smoke run of each of the six training scripts, checking what they write."""
+"""A tiny one-epoch run of each of the six training scripts, checking what they write.
+
+Five run through ``main()`` (a shell, or Spyder's F5); the deep-clustering script runs cell by cell,
+as with Spyder's Ctrl+Enter (its ``main()`` also runs in the ``trained_runs`` fixture).
+"""
 
 import json
+import re
+import sys
 
 import matplotlib.image
 import numpy as np
 import pytest
 import soundfile
 
-from conftest import load_script, tiny_args
+from conftest import REPO_ROOT, TINY_SIZES, load_script, tiny_args
 from speechsep.experiments import EXPERIMENTS
+from speechsep.nn.models import build_model
+from speechsep.training.runner import ExperimentRun
+
+CELL_BY_CELL = "deepclustering"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_script_smoke_run(name, toy_dataset, tmp_path, capsys):
-    experiment = EXPERIMENTS[name]
-    results = load_script(experiment.script).main(tiny_args(experiment) + ["--data", str(toy_dataset),
-                                                                          "--out", str(tmp_path)])
-    printed = capsys.readouterr().out
-    assert str(tmp_path) in printed  # says where the output went
-    stored = json.loads((tmp_path / "results.json").read_text())
+def check_run_folder(experiment, out, results):
+    """What every script writes into its run folder: results.json, figures, wavs, checkpoint, run record."""
+    stored = json.loads((out / "results.json").read_text())
     assert stored == json.loads(json.dumps(results))
     overall = stored["overall"]
     assert overall["mixtures"] == 2
@@ -31,12 +35,62 @@ def test_script_smoke_run(name, toy_dataset, tmp_path, capsys):
         assert 0 <= overall["speaker_count_accuracy"] <= 1
     assert experiment.figures  # every experiment writes figures
     for figure in experiment.figures.values():
-        image = matplotlib.image.imread(tmp_path / figure)
+        image = matplotlib.image.imread(out / figure)
         assert image.shape[0] > 200 and image.std() > 0.01, figure  # a real, non-blank picture
-    mixture, rate = soundfile.read(tmp_path / "wavs" / "mixture.wav")
-    estimate, _ = soundfile.read(tmp_path / "wavs" / "source1_estimate.wav")
+    mixture, rate = soundfile.read(out / "wavs" / "mixture.wav")
+    estimate, _ = soundfile.read(out / "wavs" / "source1_estimate.wav")
     assert rate == 8000 and len(mixture) == len(estimate) > 1000
     for file_name in ("config.json", "stats.json", "best.keras", "run.json", "history.csv"):
-        assert (tmp_path / file_name).is_file(), file_name
-    run = json.loads((tmp_path / "run.json").read_text())
+        assert (out / file_name).is_file(), file_name
+    run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 0 and run["epochs_done"] == 1 and "val_acc_pit" in run["history"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in EXPERIMENTS if name != CELL_BY_CELL])
+def test_script_smoke_run(name, toy_dataset, tmp_path, capsys):
+    experiment = EXPERIMENTS[name]
+    results = load_script(experiment.script).main(tiny_args(experiment) + ["--data", str(toy_dataset),
+                                                                          "--out", str(tmp_path)])
+    assert str(tmp_path) in capsys.readouterr().out  # says where the output went
+    check_run_folder(experiment, tmp_path, results)
+
+
+@pytest.mark.parametrize("name", ["feedforward", "rnn", "deepclustering"])  # dense, LSTM and BLSTM layers
+def test_dropout_flag_changes_the_built_model(name):
+    tiny = tiny_args(EXPERIMENTS[name])
+    config = ExperimentRun(name, argv=tiny + ["--dropout", "0.5"]).config
+    assert config == ExperimentRun(name, settings={"dropout": 0.5}, argv=tiny).config  # CONFIG block = flag
+    features = np.random.default_rng(0).standard_normal((2, 20, 129)).astype(np.float32)
+    for dropout in (0.0, 0.5):
+        model = build_model(config.replace(dropout=dropout))
+        training, inference = (np.asarray(model(features, training=mode)) for mode in (True, False))
+        # dropout is active only while training, and only when asked for
+        assert np.allclose(training, inference) == (dropout == 0.0), dropout
+
+
+@pytest.mark.slow
+def test_spyder_cells_run_one_by_one_and_leave_the_variables(toy_dataset, tmp_path, monkeypatch, capsys):
+    """What Spyder's Ctrl+Enter does: each ``#%%`` cell runs in the console's one namespace, sys.argv == [""]."""
+    experiment = EXPERIMENTS[CELL_BY_CELL]
+    script = REPO_ROOT / experiment.script
+    header, *cells = re.split(r"^#%%.*$", script.read_text(), flags=re.MULTILINE)
+    assert len(cells) == 4
+    monkeypatch.setattr(sys, "argv", [""])
+    namespace = {"__name__": "__main__", "__file__": str(script)}
+    exec(compile(header, str(script), "exec"), namespace)
+    namespace["CONFIG"].update(  # the user edits CONFIG
+        data=str(toy_dataset), epochs=1, batch_size=8, test_mixtures=2, out=str(tmp_path),
+        hidden_units=TINY_SIZES["hidden_units"], layers=TINY_SIZES["num_layers"],
+        embedding_dim=TINY_SIZES["embedding_dim"])
+    for cell in cells:
+        exec(compile(cell, str(script), "exec"), namespace)
+    run = namespace["run"]
+    assert run.out == tmp_path and run.config.hidden_units == TINY_SIZES["hidden_units"]  # CONFIG reached the run
+    assert str(tmp_path) in capsys.readouterr().out  # says where the output went
+    assert namespace["model"].count_params() == build_model(run.config).count_params()
+    assert len(namespace["history"]["val_loss"]) == 1
+    check_run_folder(experiment, tmp_path, namespace["results"])
+    masks, separated = namespace["masks"], namespace["separated"]
+    assert masks.shape[0] == separated.shape[0] == 2 and masks.shape[2] == 129
+    np.testing.assert_allclose(masks.sum(axis=0), 1.0, atol=1e-6)  # k-means masks partition the bins

@@ -167,6 +167,29 @@ def test_mask_mse_loss_class_on_packed_target_and_round_trip(permutation_invaria
     np.testing.assert_allclose(float(restored(y_true, y_pred)), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("permutation_invariant", [False, True])
+def test_mask_mse_loss_weights_out_silent_bins(permutation_invariant):
+    rng = np.random.default_rng(9)
+    y_true = _packed_target(rng, 3, 4, 129, 2)  # [B, T, F, 3]
+    y_true[2, ..., 2] = 0.0  # the third utterance is entirely silent
+    silent = y_true[..., 2] == 0
+    y_pred = rng.random((3, 4, 129)).astype(np.float32)
+    loss = MaskMSELoss(permutation_invariant=permutation_invariant)
+    reference = float(loss(y_true, y_pred))
+    changed = y_pred.copy()
+    changed[silent] = rng.random(int(silent.sum()))  # only silent bins' predictions change
+    np.testing.assert_allclose(float(loss(y_true, changed)), reference, rtol=1e-6)
+    # The value is the mean over active bins only (all-silent utterance: 0), then over the batch.
+    active = ~silent[:2]
+    same = [np.mean((y_pred[i] - y_true[i, ..., 0])[active[i]] ** 2) for i in range(2)]
+    swapped = [np.mean((y_pred[i] - 1 + y_true[i, ..., 0])[active[i]] ** 2) for i in range(2)]
+    per_item = np.minimum(same, swapped) if permutation_invariant else np.array(same)
+    np.testing.assert_allclose(reference, np.sum(per_item) / 3, rtol=1e-5)
+    weights = y_true[..., 2]
+    functional = (permutation_invariant_mse if permutation_invariant else mask_mse)(y_pred, y_true[..., 0], weights)
+    np.testing.assert_allclose(functional.numpy(), list(per_item) + [0.0], rtol=1e-5)
+
+
 def test_mask_mse_loss_rejects_more_than_two_sources():
     rng = np.random.default_rng(8)
     y_true = _packed_target(rng, 1, 2, 129, 3)  # [B, T, F, 4]

@@ -1,9 +1,12 @@
 """Model registry shapes, save/load round trips, config JSON, accuracies and readouts."""
 
+import json
+
 import numpy as np
 import pytest
 
-from speechsep.config import ExperimentConfig
+from conftest import TINY_SIZES
+from speechsep.config import MODEL_KINDS, ExperimentConfig
 from speechsep.nn.models import MODELS, build_model, load_model
 from speechsep.separation.separator import Separator, batch_accuracies, bin_accuracy, read_masks
 from speechsep.training.trainer import get_strategy, make_loss
@@ -12,18 +15,18 @@ from speechsep.training.trainer import get_strategy, make_loss
 def tiny(model, **changes):
     loss = "dc" if model == "dc" else "mse"
     readout = "kmeans" if model == "dc" else "mask"
-    return ExperimentConfig(model=model, loss=loss, readout=readout, hidden_units=8, embedding_dim=5, **changes)
+    return ExperimentConfig(model=model, loss=loss, readout=readout, **{**TINY_SIZES, **changes})
 
 
-@pytest.mark.parametrize("kind", ["feedforward", "lstm", "blstm", "dc"])
+@pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_shapes_for_every_model_kind(kind):
-    assert set(MODELS) == {"feedforward", "lstm", "blstm", "dc"}
+    assert set(MODELS) == set(MODEL_KINDS)  # every model kind a config accepts has a builder
     model = build_model(tiny(kind))
     for frames in (100, 37):  # trained on 100-frame chunks, run on whole utterances
         features = np.random.default_rng(frames).standard_normal((2, frames, 129)).astype(np.float32)
         output = np.asarray(model(features))
         if kind == "dc":
-            assert output.shape == (2, frames, 129, 5)
+            assert output.shape == (2, frames, 129, TINY_SIZES["embedding_dim"])
             np.testing.assert_allclose(np.linalg.norm(output, axis=-1), 1.0, atol=1e-5)  # unit norm per bin
         else:
             assert output.shape == (2, frames, 129)
@@ -88,3 +91,15 @@ def test_readouts():
 def test_separator_from_run_dir_errors(tmp_path):
     with pytest.raises(ValueError, match="not a training run folder"):
         Separator.from_run_dir(tmp_path)
+
+
+def test_config_written_before_the_recurrent_field_means_stock_layers(tmp_path):
+    from speechsep.config import ExperimentConfig
+
+    legacy = ExperimentConfig().to_json()
+    del legacy["recurrent"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(legacy))
+    assert ExperimentConfig.load(path).recurrent == "keras"
+    ExperimentConfig().save(path)  # a file written now keeps its own value
+    assert ExperimentConfig.load(path).recurrent == ExperimentConfig().recurrent

@@ -1,4 +1,4 @@
-"""Benchmarks that print a table: ``python -m speechsep.bench data|separate|meanshift|quality``.
+"""Benchmarks that print a table: ``python -m speechsep.bench data|discovery|separate|meanshift|quality|workers``.
 
 Each subcommand lives in its own module and only calls the library. Default
 paths are relative to the current folder (run them from the repository root):

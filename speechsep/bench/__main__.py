@@ -1,4 +1,4 @@
-"""``python -m speechsep.bench data|separate|meanshift|quality``: see :mod:`speechsep.bench`."""
+"""``python -m speechsep.bench data|discovery|separate|meanshift|quality|workers|train``: see :mod:`speechsep.bench`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from speechsep.bench import QUALITY_DIR, SHARED_SAMPLE
-from speechsep.cli import add_corpus_arguments
+from speechsep.cli import add_corpus_arguments, run_guarded
 
 
 def _corpus(parser) -> None:
@@ -15,16 +15,27 @@ def _corpus(parser) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m speechsep.bench", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m speechsep.bench",
+                                     description="Benchmarks: each prints a table of what it measured.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="BENCHMARK",
+                                     help="python -m speechsep.bench BENCHMARK --help lists its options")
     data = commands.add_parser("data", help="dataset generation speed and memory")
     _corpus(data)
     data.add_argument("--mixtures", type=int, default=2000, help="mixtures to write (default 2000)")
     data.add_argument("--shard-size", type=int, default=100, help="mixtures per shard (default 100)")
     data.add_argument("--scratch", default=None, help="folder for the temporary dataset (deleted after)")
     data.add_argument("--quiet", action="store_true", help="no progress bars")
+    discovery = commands.add_parser("discovery", help="corpus discovery time on a LibriSpeech-sized folder")
+    discovery.add_argument("--files", type=int, default=30_000,
+                           help="FLAC files in the synthetic LibriSpeech tree (default 30000)")
+    discovery.add_argument("--root", default=None, help="time this corpus folder instead of a synthetic tree")
+    discovery.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")
+    discovery.add_argument("--scratch", default=None, help="folder for the synthetic tree (deleted after)")
+    discovery.add_argument("--keep", action="store_true", help="keep the synthetic tree")
     separate = commands.add_parser("separate", help="separation real-time factor on a 3 s mixture")
     separate.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering", help="a training run folder")
+    separate.add_argument("--reference", action="store_true",
+                          help="time an untrained network of the default (reference) size instead of --model")
     _corpus(separate)
     separate.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is reported")
     meanshift = commands.add_parser("meanshift", help="mean-shift speaker counting per bandwidth")
@@ -44,16 +55,49 @@ def main(argv=None):
     quality.add_argument("--test-mixtures", type=int, default=100, help="test mixtures (default 100)")
     quality.add_argument("--seed", type=int, default=0, help="split, mixing and training seed (default 0)")
     quality.add_argument("--only", nargs="*", default=None,
-                         help="rows to train now (others are reported if their results.json exists)")
+                         help="rows to train now (others are reported if their results.json exists); "
+                              "recipe candidates may be named too")
+    quality.add_argument("--candidates", action="store_true",
+                         help="also train the deep-clustering recipe candidates (speechsep/experiments.py) into "
+                              "OUT/candidates/ and write their table there; never part of the study's table")
     quality.add_argument("--retrain", action="store_true", help="retrain even if results.json exists")
+    workers = commands.add_parser("workers", help="training steps/s with 1 and N local workers; lost-peer timing")
+    workers.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                         help="worker counts of the multiworker rows (default 1 2)")
+    workers.add_argument("--steps", type=int, default=30, help="steps per epoch (default 30)")
+    workers.add_argument("--epochs", type=int, default=4, help="epochs; the first is not timed (default 4)")
+    workers.add_argument("--batch-size", type=int, default=16, help="global batch in chunks (default 16)")
+    workers.add_argument("--frames", type=int, default=100, help="frames per chunk (default 100)")
+    workers.add_argument("--hidden-units", type=int, default=64, help="BLSTM units (default 64)")
+    workers.add_argument("--join-timeout", type=float, default=10.0,
+                         help="seconds the unreachable-peer row waits for its peer (default 10)")
+    workers.add_argument("--timeout", type=float, default=600.0, help="limit per row in seconds (default 600)")
+    train = commands.add_parser("train", help="training steps/s and GFLOP/s against the sgemm ceiling; input wait")
+    _corpus(train)
+    train.set_defaults(timit=None)  # input-wait rows default to the TIMIT + LibriSpeech samples (see bench.train)
+    train.add_argument("--variants", default=None,
+                       help="comma-separated rows: keras, keras +jit, fast, fast +jit, fast +jit bf16 (default all)")
+    train.add_argument("--steps", type=int, default=10, help="timed steps per variant (default 10)")
+    train.add_argument("--input-steps", type=int, default=20,
+                       help="steps of the input-wait rows (default 20; 0 = skip them)")
+    train.add_argument("--crop-seconds", type=float, default=4.0, help="dynamic-mixing crops (default 4 s)")
+    train.add_argument("--intra-op", type=int, default=0, help="TensorFlow intra-op threads (default 0: all)")
+    train.add_argument("--inter-op", type=int, default=0, help="TensorFlow inter-op threads (default 0: all)")
+    train.add_argument("--no-ceiling", action="store_true", help="skip the matmul ceiling")
+    train.add_argument("--scratch", default=None, help="folder for the temporary shard dataset (deleted after)")
     args = parser.parse_args(argv)
     from speechsep.bench.data import bench_data
+    from speechsep.bench.discovery import bench_discovery
     from speechsep.bench.meanshift import bench_meanshift
     from speechsep.bench.quality import bench_quality
     from speechsep.bench.separate import bench_separate
+    from speechsep.bench.train import bench_train
+    from speechsep.bench.workers import bench_workers
 
-    return {"data": bench_data, "separate": bench_separate, "meanshift": bench_meanshift,
-            "quality": bench_quality}[args.command](args)
+    command = {"data": bench_data, "discovery": bench_discovery, "separate": bench_separate,
+               "meanshift": bench_meanshift, "quality": bench_quality, "workers": bench_workers,
+               "train": bench_train}[args.command]
+    return run_guarded(command, args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def bench_meanshift(args) -> list[dict]:
     from speechsep.data import testset
     from speechsep.data.mixing import MixingConfig, split_speakers
     from speechsep.separation import cluster
-    from speechsep.separation.separator import Separator
+    from speechsep.separation.separator import Separator, embeddings_of
 
     separator = Separator.from_run_dir(args.model)
     corpus = corpus_from_args(args)
@@ -32,7 +32,7 @@ def bench_meanshift(args) -> list[dict]:
         embedded = []
         for record in testset.draw_mixtures(corpus, speakers, mixing, args.mixtures):
             spectrum = signal.stft(record["mixture"])
-            embedded.append((separator.network_output(spectrum), signal.active_bins(spectrum)))
+            embedded.append((embeddings_of(separator.network_output(spectrum)), signal.active_bins(spectrum)))
         sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
     rows = []
     print(f"{'bandwidth':>10}{'min frac':>10}" + "".join(f"{name + ' count ok':>22}" for name in sets)

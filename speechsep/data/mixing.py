@@ -13,7 +13,7 @@ import numpy as np
 import scipy.signal
 
 from speechsep import signal
-from speechsep.data.corpus import AudioFileError, Corpus, Utterance
+from speechsep.data.corpus import NAMESPACE_SEPARATOR, AudioFileError, Corpus, Utterance
 
 SPLITS = ("train", "valid", "test")
 PEAK_LEVEL = 0.9  # every mixture is scaled (with its sources) to this peak
@@ -30,6 +30,10 @@ class MixingConfig:
     # speed/pitch perturbation of every source by a factor uniform in this range (resampling shifts
     # pitch and formants together: "virtual speakers"); (1, 1) = off. Used for training mixtures only.
     speed_range: tuple[float, float] = (1.0, 1.0)
+    # every source is a random crop of this many seconds (shorter utterances: whole, at a random
+    # position, zeros around), so the mixture has this length whatever length_mode says; None = off.
+    # Used for training mixtures only.
+    crop_seconds: float | None = None
 
     def __post_init__(self):
         if self.num_speakers < 2:
@@ -41,6 +45,13 @@ class MixingConfig:
             raise ValueError(f"level_range_db must satisfy 0 <= low <= high, got {self.level_range_db}")
         if not 0.5 <= self.speed_range[0] <= self.speed_range[1] <= 2.0:
             raise ValueError(f"speed_range must satisfy 0.5 <= low <= high <= 2, got {self.speed_range}")
+        shortest_crop = signal.N_FFT / signal.SAMPLE_RATE
+        if self.crop_seconds is not None and not self.crop_seconds >= shortest_crop:  # also refuses NaN
+            raise ValueError(f"crop_seconds must be None (off) or at least {shortest_crop} s, got {self.crop_seconds}")
+
+    def held_out(self) -> "MixingConfig":
+        """This config without the training-only options (crops, speed): for validation and test mixtures."""
+        return dataclasses.replace(self, crop_seconds=None, speed_range=(1.0, 1.0))
 
 
 def split_speakers(
@@ -49,17 +60,46 @@ def split_speakers(
 ) -> dict[str, list[str]]:
     """Speaker-disjoint train/valid/test split, deterministic from ``seed``.
 
-    Full LDC TIMIT (utterances with ``official_split``): the TEST speakers are
-    the test split and the validation speakers are held out of TRAIN. Any other
-    corpus: whole speakers are held out, sex-balanced, ``max(min_speakers,
-    round(fraction * n))`` each. For the 12-speaker NLTK sample this gives
-    6 train / 2 valid / 4 test speakers. Raises ValueError if a split would
-    get fewer than ``min_speakers`` speakers.
+    Speakers with an official split are never trained on: full LDC TIMIT's
+    TEST speakers and LibriSpeech's ``test-*`` speakers are the test split,
+    LibriSpeech's ``dev-*`` speakers the validation split. The other speakers
+    are held out whole, sex-balanced (sex "?" is a group of its own),
+    ``max(min_speakers, round(fraction * n))`` per held-out split that has no
+    official speakers. For the 12-speaker NLTK sample this gives 6 train /
+    2 valid / 4 test speakers.
+
+    A combined corpus (:func:`speechsep.data.corpus.combine_corpora`) is split
+    corpus by corpus with this rule and the splits are united, so each corpus
+    contributes in proportion and its part of every split is the split it
+    gets alone. Raises ValueError if a split would get fewer than
+    ``min_speakers`` speakers.
     """
+    if corpus.parts:
+        splits: dict[str, list[str]] = {name: [] for name in SPLITS}
+        for part in corpus.parts:
+            for name, speakers in _split_one(part, seed, valid_fraction, test_fraction, min_speakers).items():
+                splits[name] += [f"{part.name}{NAMESPACE_SEPARATOR}{speaker}" for speaker in speakers]
+        splits = {name: sorted(speakers) for name, speakers in splits.items()}
+    else:
+        splits = _split_one(corpus, seed, valid_fraction, test_fraction, min_speakers)
+    for name, speakers in splits.items():
+        if len(speakers) < min_speakers:
+            raise ValueError(
+                f"corpus {corpus.root} has {len(corpus.speakers)} speakers: the {name} split would get "
+                f"{len(speakers)} (< {min_speakers} needed to mix); use a larger corpus or fewer --speakers"
+            )
+    return splits
+
+
+def _split_one(corpus: Corpus, seed: int, valid_fraction: float, test_fraction: float,
+               min_speakers: int) -> dict[str, list[str]]:
+    """The rule of :func:`split_speakers` for one corpus, without the size check."""
     rng = np.random.default_rng([seed, 7919])
     sexes = corpus.speakers
     official_test = sorted({u.speaker for u in corpus.utterances if u.official_split == "test"})
-    pool = sorted(s for s in sexes if s not in official_test)
+    official_valid = sorted({u.speaker for u in corpus.utterances if u.official_split == "valid"}
+                            - set(official_test))
+    pool = sorted(s for s in sexes if s not in official_test and s not in official_valid)
 
     def take(candidates: list[str], count: int) -> list[str]:
         by_sex: dict[str, list[str]] = {}
@@ -79,16 +119,50 @@ def split_speakers(
     else:
         test = take(pool, max(min_speakers, round(test_fraction * total)))
     rest = [s for s in pool if s not in test]
-    valid = take(rest, max(min_speakers, round(valid_fraction * total)))
+    if official_valid:
+        valid = official_valid
+    else:
+        valid = take(rest, max(min_speakers, round(valid_fraction * total)))
     train = sorted(s for s in rest if s not in valid)
-    splits = {"train": train, "valid": valid, "test": sorted(test)}
-    for name, speakers in splits.items():
-        if len(speakers) < min_speakers:
-            raise ValueError(
-                f"corpus {corpus.root} has {total} speakers: the {name} split would get "
-                f"{len(speakers)} (< {min_speakers} needed to mix); use a larger corpus or fewer --speakers"
-            )
-    return splits
+    return {"train": train, "valid": valid, "test": sorted(test)}
+
+
+def split_composition(corpus: Corpus, splits: dict[str, list[str]]) -> dict:
+    """Which corpora the speakers of each split come from, and how much audio they bring.
+
+    Returns ``{"corpora": [{"name", "root", "layout", "speakers", "minutes"}],
+    "per_split": {split: {corpus name: {"speakers", "female", "male", "minutes"}}}}``;
+    minutes count every utterance of the split's speakers (None when a
+    duration is unknown, e.g. the toy corpus).
+    """
+    parts = corpus.parts or [corpus]
+    owner = {}
+    for part in parts:
+        for speaker in part.speakers:
+            owner[f"{part.name}{NAMESPACE_SEPARATOR}{speaker}" if corpus.parts else speaker] = part.name
+    seconds: dict[str, float | None] = {}
+    for utterance in corpus.utterances:
+        known = seconds.get(utterance.speaker, 0.0)
+        seconds[utterance.speaker] = None if known is None or utterance.seconds is None else known + utterance.seconds
+    sexes = corpus.speakers
+
+    def tally(speakers) -> dict:
+        speakers = list(speakers)
+        durations = [seconds.get(s) for s in speakers]
+        return {"speakers": len(speakers), "female": sum(sexes[s] == "F" for s in speakers),
+                "male": sum(sexes[s] == "M" for s in speakers),
+                "minutes": None if None in durations else round(sum(durations) / 60, 2)}
+
+    corpora = []
+    for part in parts:
+        whole = tally(s for s in sexes if owner[s] == part.name)
+        corpora.append({"name": part.name, "root": part.root, "layout": part.layout,
+                        "speakers": whole["speakers"], "minutes": whole["minutes"]})
+    return {
+        "corpora": corpora,
+        "per_split": {name: {part.name: tally(s for s in speakers if owner[s] == part.name) for part in parts}
+                   for name, speakers in splits.items()},
+    }
 
 
 def _draw_sources(
@@ -131,6 +205,10 @@ def make_mixture(
 ) -> dict:
     """Draw one mixture of ``config.num_speakers`` different speakers and build its record.
 
+    Its length is ``config.crop_seconds`` when set (every source a random crop
+    of its utterance), else the shortest source's (``length_mode="min"``,
+    longer ones randomly cropped) or the longest's (``"max"``, zero-padded).
+
     Source 0 keeps 0 dB; every other source gets a level drawn uniformly from
     ``level_range_db`` with a random sign (so either talker may be louder),
     measured as the energy ratio to source 0 over the mixed segment.
@@ -143,12 +221,18 @@ def make_mixture(
     if tuple(config.speed_range) != (1.0, 1.0):
         waves = [change_speed(wave, rng.uniform(*config.speed_range)) for wave in waves]
     lengths = [len(w) for w in waves]
-    length = min(lengths) if config.length_mode == "min" else max(lengths)
+    if config.crop_seconds is not None:
+        length = int(round(config.crop_seconds * signal.SAMPLE_RATE))
+    else:
+        length = min(lengths) if config.length_mode == "min" else max(lengths)
     sources = np.zeros((config.num_speakers, length), dtype=np.float64)  # [C, T]
     for index, wave in enumerate(waves):
         offset = rng.integers(0, len(wave) - length + 1) if len(wave) > length else 0
         segment = wave[offset : offset + length]
-        sources[index, : len(segment)] = segment
+        start = 0
+        if config.crop_seconds is not None and len(segment) < length:  # a short utterance, somewhere in the crop
+            start = rng.integers(0, length - len(segment) + 1)
+        sources[index, start : start + len(segment)] = segment
     low, high = config.level_range_db
     levels_db = [0.0] + [float(rng.uniform(low, high) * rng.choice([-1, 1])) for _ in waves[1:]]
     energies = np.maximum(np.sum(sources**2, axis=1), 1e-20)  # [C]

@@ -4,7 +4,8 @@ Layout of a dataset folder ``DIR``::
 
     DIR/index.json          format_version, config, corpus summary, per split: speakers,
                             mixture count and the list of shards with their sha256
-    DIR/manifest.json       the speaker-disjoint split (speakers, sex, utterance counts)
+    DIR/manifest.json       the speaker-disjoint split (speakers, sex, utterance counts) and which
+                            corpora it came from (speakers and minutes of audio per corpus and split)
     DIR/stats.json          per-bin mean/std of the log-magnitude, TRAIN split only
     DIR/<split>/shard-NNNNN.pkl   a pickled list of records
 
@@ -50,7 +51,7 @@ from typing import Iterator
 import numpy as np
 
 from speechsep.data.corpus import Corpus
-from speechsep.data.mixing import SPLITS, MixingConfig, make_mixture, split_speakers
+from speechsep.data.mixing import SPLITS, MixingConfig, make_mixture, split_composition, split_speakers
 from speechsep.io import UnsafePickleError, atomic_write_bytes, atomic_write_json, safe_loads, sha256_of
 from speechsep.signal import N_BINS
 
@@ -67,7 +68,11 @@ class ShardError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DatasetConfig:
-    """Everything that determines a dataset's content (saved in ``index.json``)."""
+    """Everything that determines a dataset's content (saved in ``index.json``).
+
+    The training-only options of ``mixing`` (``crop_seconds``, ``speed_range``)
+    apply to the train split; valid and test use :meth:`MixingConfig.held_out`.
+    """
 
     mixtures: dict = dataclasses.field(default_factory=lambda: {"train": 800, "valid": 100, "test": 100})
     shard_size: int = 100
@@ -109,6 +114,8 @@ def read_index(data_dir) -> dict:
         index = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ShardError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(index, dict):
+        raise ShardError(f"{path}: not a dataset index (expected a JSON object)")
     version = index.get("format_version")
     if not isinstance(version, int):
         raise ShardError(f"{path}: missing or invalid format_version")
@@ -117,7 +124,22 @@ def read_index(data_dir) -> dict:
             f"{path}: written by a newer speechsep (format_version {version}; this one reads up to "
             f"{FORMAT_VERSION}). Upgrade speechsep or regenerate the dataset."
         )
+    _check_index_layout(index, path)
     return index
+
+
+def _check_index_layout(index: dict, path: Path) -> None:
+    """Raise :class:`ShardError` unless ``index`` has a config and, per split, a list of shard entries."""
+    splits = index.get("splits")
+    if not isinstance(index.get("config"), dict) or not isinstance(splits, dict):
+        raise ShardError(f"{path}: damaged index (no 'config' or 'splits'); regenerate the dataset")
+    for name, split in splits.items():
+        shards = split.get("shards") if isinstance(split, dict) else None
+        if not isinstance(shards, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("file"), str) and isinstance(s.get("sha256"), str)
+                and not Path(s["file"]).is_absolute() and ".." not in Path(s["file"]).parts for s in shards):
+            raise ShardError(f"{path}: damaged index (split {name!r} has no valid shard list); "
+                             "regenerate the dataset")
 
 
 def load_shard(path, expected_sha256: str | None = None) -> list[dict]:
@@ -128,7 +150,8 @@ def load_shard(path, expected_sha256: str | None = None) -> list[dict]:
     except OSError as error:
         raise ShardError(f"{path}: cannot read shard ({error})") from None
     if expected_sha256 is not None and sha256_of(payload) != expected_sha256:
-        raise ShardError(f"{path}: sha256 mismatch (the shard is corrupt or was modified)")
+        raise ShardError(f"{path}: sha256 mismatch (the shard is corrupt, truncated or was modified; "
+                         "rerun the dataset generator with the same options to rewrite it)")
     try:
         records = safe_loads(payload, str(path))
     except UnsafePickleError as error:
@@ -146,6 +169,59 @@ def shard_paths(data_dir, split: str) -> list[tuple[Path, str]]:
     return [(Path(data_dir) / s["file"], s["sha256"]) for s in index["splits"][split]["shards"]]
 
 
+def verify_shards(data_dir, split: str) -> list[tuple[Path, str, list[int]]]:
+    """Check every shard of ``split`` against the index; (path, sha256, frames of each record) per shard.
+
+    Reads each shard once: a missing, unreadable, truncated or modified shard
+    is a :class:`ShardError` naming it, raised before any pipeline is built.
+    Frame counts come from the index (``frames``) or, for datasets written
+    before the index stored them, from the shard itself.
+    """
+    index = read_index(data_dir)
+    if split not in index["splits"]:
+        raise ShardError(f"{data_dir}: no split {split!r} (has {sorted(index['splits'])})")
+    verified = []
+    for entry in index["splits"][split]["shards"]:
+        path = Path(data_dir) / entry["file"]
+        if not path.is_file():
+            raise ShardError(f"{path}: missing (listed in {Path(data_dir) / INDEX_NAME}); "
+                             "rerun the dataset generator with the same options to rewrite it")
+        status = path.stat()
+        key = (str(path.resolve()), status.st_size, status.st_mtime_ns, entry["sha256"])
+        if key in _VERIFIED:  # checked earlier in this process and unchanged since
+            verified.append((path, entry["sha256"], _VERIFIED[key]))
+            continue
+        frames = entry.get("frames")
+        if isinstance(frames, list) and len(frames) == entry.get("count"):
+            try:
+                payload = path.read_bytes()
+            except OSError as error:
+                raise ShardError(f"{path}: cannot read shard ({error})") from None
+            if sha256_of(payload) != entry["sha256"]:
+                load_shard(path, entry["sha256"])  # raises the sha256 error
+        else:
+            frames = [int(record["log_magnitude"].shape[0]) for record in load_shard(path, entry["sha256"])]
+        _VERIFIED[key] = [int(f) for f in frames]
+        verified.append((path, entry["sha256"], _VERIFIED[key]))
+    return verified
+
+
+_VERIFIED: dict[tuple, list[int]] = {}  # (path, size, mtime, sha256) -> frames, for verify_shards
+
+
+def verify_dataset(data_dir) -> dict:
+    """Check a whole dataset folder (index, statistics, every shard of every split); returns the index.
+
+    Cheap to call again: :func:`verify_shards` remembers the shards it checked.
+    Raises :class:`ShardError` naming the first bad file.
+    """
+    index = read_index(data_dir)
+    load_stats(data_dir)
+    for split in index["splits"]:
+        verify_shards(data_dir, split)
+    return index
+
+
 def iter_records(data_dir, split: str) -> Iterator[dict]:
     """Every record of ``split``, shard by shard (bounded memory)."""
     for path, digest in shard_paths(data_dir, split):
@@ -157,8 +233,15 @@ def load_stats(data_dir) -> tuple[np.ndarray, np.ndarray]:
     path = Path(data_dir) / "stats.json"
     if not path.is_file():
         raise ShardError(f"{path} does not exist (dataset build did not finish? rerun the generator)")
-    stats = json.loads(path.read_text())
-    return np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    try:
+        stats = json.loads(path.read_text())
+        mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, ValueError) as error:
+        raise ShardError(f"{path}: damaged normalisation statistics ({type(error).__name__}: {error}); "
+                         "delete it and rerun the generator") from None
+    if mean.shape != (N_BINS,) or std.shape != (N_BINS,):
+        raise ShardError(f"{path}: damaged normalisation statistics (expected {N_BINS} bins)")
+    return mean, std
 
 
 # ----------------------------------------------------------------------------- writing
@@ -222,9 +305,12 @@ def write_dataset(
     index = existing if existing is not None else fresh
     for stray in out_dir.glob("*/*.tmp"):
         stray.unlink()  # half-written shards of an interrupted run
+    composition = split_composition(corpus, splits)
+    index["corpora"] = composition
     atomic_write_json(out_dir / "manifest.json", {
         "format_version": FORMAT_VERSION,
         "seed": config.mixing.seed,
+        **composition,  # "corpora" and "per_split": speakers and minutes per split and corpus
         "splits": {
             name: [{"speaker": s, "sex": corpus.speakers[s], "utterances": len(corpus.utterances_of(s))}
                    for s in speakers]
@@ -235,10 +321,11 @@ def write_dataset(
     for split_number, split in enumerate(SPLITS):
         total = int(config.mixtures[split])
         speakers = splits[split]
+        mixing = config.mixing if split == "train" else config.mixing.held_out()
         by_speaker = {s: corpus.utterances_of(s) for s in speakers}
         done = {s["file"]: s for s in index["splits"][split]["shards"]}
         shard_count = -(-total // config.shard_size)
-        bar = tqdm(total=total, desc=f"{split:5s} mixtures", disable=not progress, unit="mix")
+        bar = tqdm(total=total, desc=f"{split:5s} mixtures", disable=None if progress else True, unit="mix")  # None: no bar when not a terminal
         for shard_number in range(shard_count):
             relative = f"{split}/shard-{shard_number:05d}.pkl"
             first = shard_number * config.shard_size
@@ -252,13 +339,14 @@ def write_dataset(
                 bar.close()
                 return index
             records = [
-                make_mixture(corpus, speakers, config.mixing,
+                make_mixture(corpus, speakers, mixing,
                              np.random.default_rng([config.mixing.seed, split_number, first + i]), by_speaker)
                 for i in range(count)
             ]
             payload = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
             atomic_write_bytes(out_dir / relative, payload)
-            done[relative] = {"file": relative, "count": count, "sha256": sha256_of(payload)}
+            done[relative] = {"file": relative, "count": count, "sha256": sha256_of(payload),
+                              "frames": [int(r["log_magnitude"].shape[0]) for r in records]}
             index["splits"][split]["shards"] = [done[k] for k in sorted(done)]
             index["splits"][split]["mixtures"] = sum(s["count"] for s in done.values())
             index["skipped_files"] = [list(s) for s in corpus.skipped]

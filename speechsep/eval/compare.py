@@ -8,7 +8,6 @@ schematics generated from the real models and ``FolderStructure.png``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from speechsep.eval import evaluation

@@ -1,53 +1,22 @@
 """Separation metrics: SNR, SI-SDR, BSS Eval (SDR/SIR/SAR), STOI.
 
-Everything here is plain numpy (plus ``fast_bss_eval`` and ``pystoi``); no
-TensorFlow is imported, and nothing runs at import time.
-
-Silent bins
------------
-Project convention: every metric states whether it weights out silent
-time-frequency bins. **None of the metrics in this module does**
-(:data:`WEIGHTS_OUT_SILENT_BINS` is ``False``): SNR, SI-SDR and BSS Eval are
-computed on the whole waveform, silent stretches included. STOI follows its
-standard definition (Taal et al. 2011), which drops whole *time frames* of the
-clean reference more than 40 dB below its loudest frame before scoring; that
-is a frame-level exclusion built into STOI, not a time-frequency-bin weighting.
+Plain numpy; ``fast_bss_eval`` and ``pystoi`` are imported on first use, and
+TensorFlow never is.
 
 Conventions
 -----------
-* All dB values are clipped to ``[-METRIC_CLIP_DB, +METRIC_CLIP_DB]`` =
-  ``[-100, +100]`` dB, so a perfect estimate reports +100 dB rather than
-  ``inf`` and nothing ever returns NaN or ``inf``.
-* Energies are guarded by :data:`ENERGY_EPSILON` (the smallest normal
-  float64, ~2.2e-308), added to numerator and denominator. It is far below
-  the energy of any real signal, so it never biases a real measurement; it
-  only decides the 0/0 and x/0 cases of :func:`snr`: a silent estimate gives
-  SNR = 0 dB (exactly right for SNR), a silent reference with a non-silent
-  estimate -100 dB, both silent 0 dB.
-* SI-SDR and BSS Eval are undefined when the reference or the estimate is
-  silent; such a pair is scored at the floor, -100 dB, so a silent output is
-  never rewarded. STOI of a silent estimate is 0.
-* Inputs are converted to float64. NaN or ``inf`` samples raise ``ValueError``.
-* Permutations follow fast_bss_eval's convention: ``permutation[i]`` is the
-  index of the estimate assigned to reference ``i``, so
-  ``estimates[permutation]`` is aligned with ``references``.
-
-Library notes (checked with fast-bss-eval 0.1.4, NumPy 2.x, no PyTorch)
------------------------------------------------------------------------
-* ``fast_bss_eval.si_sdr`` is not usable without PyTorch: its dispatcher
-  evaluates ``torch.si_sdr`` on a dummy ``torch`` class and raises
-  ``AttributeError: type object 'torch' has no attribute 'si_sdr'`` even for
-  numpy input. :func:`si_sdr` is therefore implemented here directly.
-* ``fast_bss_eval.bss_eval_sources`` on numpy arrays works without PyTorch
-  with ``compute_permutation=True`` (checked against a brute-force BSS Eval
-  projection in the tests). With ``compute_permutation=False`` it fails
-  under NumPy >= 2 (``np.linalg.solve`` no longer treats a ``[..., M]``
-  right-hand side as a stack of vectors), so :func:`bss_eval` always lets the
-  library solve the permutation.
-* fast_bss_eval returns ``inf`` for a perfect estimate, raises for an
-  all-zero reference or estimate, and overflows to ``inf`` in float32;
-  :func:`bss_eval` works in float64, clamps to ±100 dB and replaces silent
-  rows (see its docstring).
+* Signals are ``[T]`` or ``[C, T]`` (sources, samples) and are converted to
+  float64; NaN or ``inf`` samples raise ``ValueError``.
+* Every dB value is clipped to ±:data:`METRIC_CLIP_DB` (100 dB): a perfect
+  estimate reports +100 dB, and nothing returns NaN or ``inf``.
+* Silent signals: a silent estimate has SNR 0 dB; SI-SDR and BSS Eval of a
+  pair with a silent reference or a silent estimate are -100 dB (a silent
+  output is never rewarded); STOI of a silent estimate is 0.
+* No metric here weights out silent time-frequency bins
+  (:data:`WEIGHTS_OUT_SILENT_BINS` is ``False``): all are computed on the
+  whole waveform. STOI drops silent *frames* of the reference, by its definition.
+* ``permutation[i]`` is the index of the estimate assigned to reference ``i``,
+  so ``estimates[permutation]`` is aligned with ``references``.
 
 References
 ----------
@@ -70,8 +39,7 @@ import warnings
 import numpy as np
 
 WEIGHTS_OUT_SILENT_BINS = False
-"""The metrics in this module are computed on the waveform and do NOT weight
-out silent time-frequency bins (STOI's own silent-frame removal aside)."""
+"""The metrics are waveform metrics: none weights out silent time-frequency bins."""
 
 METRIC_CLIP_DB = 100.0
 """Every dB metric is clipped to ``[-METRIC_CLIP_DB, METRIC_CLIP_DB]``."""
@@ -80,20 +48,17 @@ ENERGY_EPSILON = float(np.finfo(np.float64).tiny)
 """Added to both energies of every dB ratio so 0/0 and x/0 never give NaN/inf."""
 
 BSS_EVAL_FILTER_LENGTH = 512
-"""Default BSS Eval distortion-filter length in taps (64 ms at 8 kHz), as in
-fast_bss_eval and the original BSS Eval toolbox."""
+"""BSS Eval distortion-filter length in taps (64 ms at 8 kHz, as in BSS Eval v3)."""
 
 SILENCE_RELATIVE_NORM = 1e-8
-"""Silence threshold (-160 dB). In :func:`bss_eval` a row whose L2 norm is at
-most this fraction of the loudest row of both arrays counts as silent; in
-:func:`si_sdr` a signal whose zero-mean norm is at most this fraction of its
-raw norm (all zero or constant) counts as silent."""
+"""A signal counts as silent when its norm is at most this fraction (-160 dB) of
+the loudest row (:func:`bss_eval`) or of its own raw norm after mean removal
+(:func:`si_sdr`: all zero or constant)."""
 
 MAX_PERMUTATION_SOURCES = 8
-""":func:`best_permutation` searches all C! permutations; C is capped here."""
+""":func:`best_permutation` tries all C! permutations, for C up to this."""
 
 SUPPORTED_METRICS = ("snr", "si_sdr", "sdr", "sir", "sar", "stoi")
-DEFAULT_METRICS = SUPPORTED_METRICS
 BSS_EVAL_METRICS = ("sdr", "sir", "sar")
 
 _DITHER_SEED = 0
@@ -152,23 +117,7 @@ def _scalar_or_array(values):
 
 
 def fit_to_length(signals, num_samples):
-    """Trim or zero-pad the last axis of ``signals`` to ``num_samples``.
-
-    Extra samples at the end are dropped; missing samples are appended as
-    zeros at the end (an STFT/iSTFT round trip typically returns a few
-    samples too many or too few).
-
-    Parameters
-    ----------
-    signals : array_like [..., T']
-        Signals to fit.
-    num_samples : int
-        Target length T.
-
-    Returns
-    -------
-    numpy.ndarray [..., T], float64
-    """
+    """Trim, or zero-pad at the end, the last axis of ``signals``: [..., T'] -> [..., T] float64."""
     signals = np.asarray(signals, dtype=np.float64)
     num_samples = int(num_samples)
     if num_samples <= 0:
@@ -186,33 +135,12 @@ def fit_to_length(signals, num_samples):
 
 
 def snr(reference, estimate):
-    """Plain signal-to-noise ratio in dB, with no scaling of the estimate.
+    """Plain signal-to-noise ratio ``10 log10(|s|^2 / |s - ŝ|^2)`` in dB, the SNR of the original comparison.
 
-    ``10 log10(||s||^2 / ||s - s_hat||^2)``, the SNR of the original
-    comparison. Not scale-invariant: ``0.5 * s`` scores 6.02 dB. Computed on
-    the waveform; silent time-frequency bins are not weighted out.
-
-    Guards: both energies get :data:`ENERGY_EPSILON` added and the result is
-    clipped to ±:data:`METRIC_CLIP_DB` (a perfect estimate gives +100 dB; a
-    silent estimate gives 0 dB; a silent reference with a non-silent estimate
-    gives -100 dB; both silent give 0 dB). Never NaN or inf.
-
-    Parameters
-    ----------
-    reference : array_like [T] or [..., T]
-        Clean source(s).
-    estimate : array_like, same shape as ``reference``
-        Estimated source(s).
-
-    Returns
-    -------
-    float or numpy.ndarray [...]
-        SNR in dB; a Python float for 1-D input, else one value per leading index.
-
-    Raises
-    ------
-    ValueError
-        If the shapes differ, an input is empty, or contains NaN/inf.
+    ``reference`` and ``estimate`` are ``[..., T]`` of the same shape; the
+    result is a float for 1-D input, else ``[...]``. Not scale-invariant
+    (``0.5 * s`` scores 6.02 dB). A silent estimate gives 0 dB, a silent
+    reference with a non-silent estimate -100 dB, both silent 0 dB.
     """
     reference = _as_float_array(reference, "reference")
     estimate = _as_float_array(estimate, "estimate")
@@ -225,38 +153,12 @@ def snr(reference, estimate):
 def si_sdr(reference, estimate):
     """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019).
 
-    Both signals are made zero-mean, then with ``alpha = <s_hat, s> / ||s||^2``
-    the result is ``10 log10(||alpha s||^2 / ||alpha s - s_hat||^2)``.
-    Invariant to rescaling the estimate by any positive factor. Computed on the
-    waveform; silent time-frequency bins are not weighted out.
-
-    Guards: energies get :data:`ENERGY_EPSILON` and the result is clipped to
-    ±:data:`METRIC_CLIP_DB` (an exact scaled copy ``c * s``, c > 0, gives
-    +100 dB). SI-SDR is undefined when either zero-mean signal is silent
-    (all zero, or constant); that case is scored at the floor, -100 dB, so a
-    silent output is never rewarded (the bare epsilon rule would give 0 dB).
-    Never NaN or inf.
-
-    ``fast_bss_eval.si_sdr`` is deliberately not used: it raises
-    ``AttributeError`` when PyTorch is not installed.
-
-    Parameters
-    ----------
-    reference : array_like [T] or [..., T]
-        Clean source(s).
-    estimate : array_like, same shape as ``reference``
-        Estimated source(s).
-
-    Returns
-    -------
-    float or numpy.ndarray [...]
-        SI-SDR in dB; a Python float for 1-D input, else one value per leading index.
-
-    Raises
-    ------
-    ValueError
-        If the shapes differ, an input is empty, or contains NaN/inf.
+    Both signals are made zero-mean; with ``alpha = <ŝ, s> / |s|^2`` it is
+    ``10 log10(|alpha s|^2 / |alpha s - ŝ|^2)``, unchanged by any positive
+    scaling of the estimate. Shapes as in :func:`snr`. A silent (all-zero or
+    constant) reference or estimate scores -100 dB.
     """
+    # Implemented here: fast_bss_eval.si_sdr needs PyTorch (README, benchmark notes).
     reference = _as_float_array(reference, "reference")
     estimate = _as_float_array(estimate, "estimate")
     _check_same_shape(reference, estimate)
@@ -289,29 +191,12 @@ def _pairwise_si_sdr(references, estimates):
 
 
 def best_permutation(references, estimates):
-    """Assignment of estimates to references maximising the mean SI-SDR.
+    """The assignment of estimates [C, T] to references [C, T] with the highest mean SI-SDR.
 
-    All C! permutations are tried (C <= :data:`MAX_PERMUTATION_SOURCES`); ties
-    go to the first permutation in lexicographic order, so identical estimates
-    keep the identity order.
-
-    Parameters
-    ----------
-    references : array_like [C, T]
-        Clean sources.
-    estimates : array_like [C, T]
-        Estimated sources, in any order.
-
-    Returns
-    -------
-    list of int [C]
-        ``permutation[i]`` is the index of the estimate assigned to reference
-        ``i``; ``estimates[permutation]`` is aligned with ``references``.
-
-    Raises
-    ------
-    ValueError
-        On mismatched shapes or source counts, or C > MAX_PERMUTATION_SOURCES.
+    Tries all C! permutations (C <= :data:`MAX_PERMUTATION_SOURCES`); ties go
+    to the first in lexicographic order, so identical estimates keep their
+    order. Returns a list of C ints, ``permutation[i]`` being the estimate
+    assigned to reference ``i``.
     """
     references = _as_float_array(references, "references", exact_ndim=2)
     estimates = _as_float_array(estimates, "estimates", exact_ndim=2)
@@ -349,55 +234,28 @@ def _replace_silent_rows(signals, silent_rows, generator):
 
 
 def bss_eval(references, estimates, filter_length=BSS_EVAL_FILTER_LENGTH):
-    """BSS Eval SDR, SIR and SAR in dB via ``fast_bss_eval.bss_eval_sources``.
+    """BSS Eval SDR, SIR and SAR in dB (Vincent et al. 2006), via ``fast_bss_eval.bss_eval_sources``.
 
-    The estimates are assigned to references by fast_bss_eval's own
-    permutation solver (the assignment maximising the SIR). The distortion
-    filter has ``filter_length`` taps (default 512, 64 ms at 8 kHz, as in the
-    original BSS Eval v3 / mir_eval). Computed on the waveform; silent
-    time-frequency bins are not weighted out.
-
-    Robustness (BSS Eval is undefined for an all-zero signal, and
-    fast_bss_eval raises on one):
-
-    * inputs are cast to float64 and every row is normalised to unit norm
-      (BSS Eval is invariant to rescaling any reference or estimate);
-    * a row that is silent (norm <= :data:`SILENCE_RELATIVE_NORM` times the
-      loudest row, or all zero) is replaced by fixed-seed unit-norm white
-      noise so that fast_bss_eval can run and solve the permutation; then
-      SDR, SIR and SAR of every pair involving a silent reference or a
-      silent estimate are set to the floor, -:data:`METRIC_CLIP_DB`, and a
-      ``RuntimeWarning`` names the silent rows;
-    * results are clamped to ±:data:`METRIC_CLIP_DB` (fast_bss_eval would
-      return ``inf`` for a perfect estimate). Note that an estimate lying
-      exactly in the span of the filtered references, such as the unprocessed
-      mixture, has no artifacts: its SAR is +inf in theory, reported as ~+100.
+    Estimates are assigned to references by fast_bss_eval's SIR-maximising
+    permutation. Every row is normalised to unit norm (BSS Eval is scale
+    invariant). A silent row (norm at most :data:`SILENCE_RELATIVE_NORM` times
+    the loudest row) is replaced by fixed-seed noise so the permutation can be
+    solved; its pairs then score -100 dB and a ``RuntimeWarning`` names it.
+    The unprocessed mixture has no artifacts: its SAR, +inf in theory, reads ~+100.
 
     Parameters
     ----------
     references : array_like [C, T]
-        Clean sources.
     estimates : array_like [C, T]
-        Estimated sources, in any order.
-    filter_length : int, optional
-        BSS Eval distortion-filter length in taps; must be smaller than T.
+        In any order.
+    filter_length : int
+        Distortion-filter taps, in ``[1, T)``.
 
     Returns
     -------
-    sdr : numpy.ndarray [C], float64
-        Signal-to-distortion ratio of reference ``i`` and its estimate.
-    sir : numpy.ndarray [C], float64
-        Signal-to-interference ratio.
-    sar : numpy.ndarray [C], float64
-        Signal-to-artifacts ratio.
+    sdr, sir, sar : numpy.ndarray [C], float64
+        Of reference ``i`` and the estimate assigned to it.
     permutation : numpy.ndarray [C], int64
-        ``permutation[i]`` is the index of the estimate assigned to reference ``i``.
-
-    Raises
-    ------
-    ValueError
-        On mismatched shapes or source counts, NaN/inf samples, or
-        ``filter_length`` not in ``[1, T)``.
     """
     import fast_bss_eval  # imported lazily: nothing heavy at module import
 
@@ -441,7 +299,7 @@ def bss_eval(references, estimates, filter_length=BSS_EVAL_FILTER_LENGTH):
             estimates,
             filter_length=filter_length,
             clamp_db=METRIC_CLIP_DB,
-            compute_permutation=True,
+            compute_permutation=True,  # False breaks under NumPy >= 2 (README, benchmark notes)
         )
     permutation = np.asarray(permutation, dtype=np.int64)
     sdr, sir, sar = _clip_db(sdr), _clip_db(sir), _clip_db(sar)
@@ -453,33 +311,11 @@ def bss_eval(references, estimates, filter_length=BSS_EVAL_FILTER_LENGTH):
 
 
 def stoi_score(reference, estimate, sample_rate):
-    """Short-time objective intelligibility via ``pystoi.stoi`` (extended=False).
+    """Short-time objective intelligibility of ``estimate`` [T] against ``reference`` [T] (``pystoi``).
 
-    pystoi resamples both signals to 10 kHz internally and, per the STOI
-    definition, drops frames of the reference more than 40 dB below its
-    loudest frame (time frames, not time-frequency bins). It needs about
-    0.4 s of non-silent speech (30 frames); with less it warns and returns
-    1e-5. A silent estimate scores 0.
-
-    Parameters
-    ----------
-    reference : array_like [T]
-        Clean source.
-    estimate : array_like [T]
-        Estimated source.
-    sample_rate : int
-        Sample rate of both signals in Hz.
-
-    Returns
-    -------
-    float
-        STOI, nominally in [0, 1] (higher is more intelligible).
-
-    Raises
-    ------
-    ValueError
-        If the inputs are not 1-D of equal length, contain NaN/inf, or the
-        sample rate is not a positive integer.
+    Nominally in [0, 1]. STOI needs about 0.4 s of non-silent reference
+    speech (30 frames); with less, pystoi warns and returns 1e-5. A silent
+    estimate scores 0.
     """
     from pystoi import stoi  # imported lazily: nothing heavy at module import
 
@@ -507,65 +343,39 @@ def _check_sample_rate(sample_rate):
 # --------------------------------------------------------------------------
 
 
-def evaluate_separation(mixture, references, estimates, sample_rate, metrics=DEFAULT_METRICS):
-    """Score one separated mixture against its references, with the mixture baseline.
+def evaluate_separation(mixture, references, estimates, sample_rate, metrics=SUPPORTED_METRICS):
+    """Score one separated mixture against its references, with the mixture as the baseline.
 
-    For each requested metric ``m`` the result holds the per-source score of
-    the estimates, the per-source score of the unprocessed mixture used as the
-    estimate of every source (the baseline), and the improvement
-    ``estimate - mixture``; the flat keys hold their means over sources.
-
-    Lengths: ``references`` define the length T. ``estimates`` and
-    ``mixture`` are trimmed at the end, or zero-padded at the end, to T.
-
-    Permutation: solved once, by maximising the mean SI-SDR over all C!
-    assignments (:func:`best_permutation`); SNR, SI-SDR and STOI are computed
-    on ``estimates[permutation]``. BSS Eval (SDR/SIR/SAR) uses
-    fast_bss_eval's own SIR-maximising assignment, because its fixed-order
-    path is broken under NumPy >= 2; both assignments are reported
-    (``permutation``, ``bss_eval_permutation``, ``permutations_agree``) and
-    coincide for any reasonable separation. Per-source lists are always
-    indexed by reference.
-
-    Caveats: the mixture lies in the span of the filtered references, so its
-    BSS Eval SAR is +inf in theory (clamped to ~+100 dB) and ``sar_improvement``
-    is therefore not meaningful; read ``sar`` itself. No metric weights out
-    silent time-frequency bins (:data:`WEIGHTS_OUT_SILENT_BINS`).
+    ``references`` [C, T] set the length; ``estimates`` [C, T'] (any order) and
+    ``mixture`` [T''] are trimmed or zero-padded at the end to T. The
+    permutation is solved once, by mean SI-SDR (:func:`best_permutation`), and
+    used for SNR, SI-SDR and STOI; SDR/SIR/SAR use BSS Eval's own assignment.
+    Both are reported and agree for any reasonable separation. The mixture's
+    SAR is ~+100 dB (see :func:`bss_eval`), so read ``sar``, not
+    ``sar_improvement``.
 
     Parameters
     ----------
-    mixture : array_like [T_mix]
-        Unprocessed single-channel mixture.
+    mixture : array_like [T'']
     references : array_like [C, T]
-        Clean sources.
-    estimates : array_like [C, T_est]
-        Separated sources, in any order.
+    estimates : array_like [C, T']
     sample_rate : int
-        Sample rate in Hz (used by STOI).
-    metrics : sequence of str, optional
-        Subset of ``("snr", "si_sdr", "sdr", "sir", "sar", "stoi")``; default all.
+        In Hz (used by STOI).
+    metrics : sequence of str
+        A subset of :data:`SUPPORTED_METRICS`; default all.
 
     Returns
     -------
     dict
-        JSON-serialisable (Python floats, ints, lists, bools) with keys:
+        JSON-serialisable:
 
-        * ``"<m>"``, ``"<m>_mixture"``, ``"<m>_improvement"`` for each
-          requested metric ``m``: means over sources (float; dB, STOI in [0, 1]);
-        * ``"per_source"``: dict with the same keys, each a list of C floats
-          indexed by reference;
-        * ``"permutation"``: list of C ints, SI-SDR assignment
-          (``estimates[permutation]`` aligns with ``references``);
-        * ``"bss_eval_permutation"`` and ``"permutations_agree"``: only when
-          an SDR/SIR/SAR metric is requested;
-        * ``"metrics"``, ``"num_sources"``, ``"num_samples"``,
-          ``"sample_rate"``, ``"weights_out_silent_bins"`` (always False).
-
-    Raises
-    ------
-    ValueError
-        On wrong ranks, mismatched source counts, NaN/inf samples, an unknown
-        or empty metric list, or a bad sample rate.
+        * ``"<m>"``, ``"<m>_mixture"``, ``"<m>_improvement"`` for each metric
+          ``m``: means over sources (dB; STOI in [0, 1]);
+        * ``"per_source"``: the same keys, each a list of C values indexed by reference;
+        * ``"permutation"``: C ints, the SI-SDR assignment;
+        * ``"bss_eval_permutation"`` and ``"permutations_agree"`` when SDR, SIR or SAR is asked for;
+        * ``"metrics"``, ``"num_sources"``, ``"num_samples"``, ``"sample_rate"``,
+          ``"weights_out_silent_bins"`` (always ``False``).
     """
     if isinstance(metrics, str):
         metrics = (metrics,)

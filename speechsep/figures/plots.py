@@ -37,7 +37,7 @@ _DB_PER_NEPER = 20.0 / np.log(10.0)  # natural-log magnitude -> dB
 _TAB10 = colormaps["tab10"].colors
 _METRIC_COLORS = ("#4c72b0", "#55a868", "#8172b2", "#c44e52", "#ccb974", "#64b5cd")
 _ACRONYMS = {"snr": "SNR", "sdr": "SDR", "sir": "SIR", "sar": "SAR", "si": "SI", "stoi": "STOI",
-             "pesq": "PESQ", "sdri": "SDRi", "snri": "SNRi"}
+             "sdri": "SDRi", "snri": "SNRi"}
 
 __all__ = [
     "DPI",

@@ -61,8 +61,8 @@ STAGE_STYLES = {
 
 # Loss/readout boxes: (title, detail line(s)). Keys are config.LOSSES / config.READOUTS.
 LOSS_LABELS = {
-    "mse": ("MSE vs IBM", "mask vs ideal binary mask of source 1"),
-    "pit": ("uPIT MSE", "best speaker permutation per utterance"),
+    "mse": ("MSE vs IBM", "mask vs ideal binary mask of source 1\n(active bins)"),
+    "pit": ("uPIT MSE", "best speaker permutation per utterance\n(active bins)"),
     "dc": ("deep-clustering loss", "|VᵀV|²−2|VᵀY|²+|YᵀY|²\n(active bins)"),
 }
 READOUT_LABELS = {
@@ -70,12 +70,14 @@ READOUT_LABELS = {
     "pca_sign": ("sign of 1st principal\ncomponent", "2 masks [T, {F}]"),
     "kmeans": ("k-means on active bins\n(K speakers)", "K masks [T, {F}]"),
     "meanshift": ("mean-shift on unit sphere\n(counts speakers)", "K̂ masks [T, {F}]"),
+    "mask_head": ("Chimera++ mask head\n(softmax over sources)", "C masks [T, {F}]"),
 }
 
 # The accepted corpus layouts, spelled as in the speechsep.corpus docstring (tested).
 LAYOUT_PATTERNS = {
     "ldc": "TRAIN|TEST/DR1..DR8/<SPEAKER>/<UTT>.WAV",
     "nltk-sample": "drN-<speaker>/<utt>.wav",
+    "librispeech": "<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac",
     "generic": "<root>/<speaker>/**/*.wav|flac",
 }
 
@@ -204,9 +206,15 @@ def _layer_title(layer) -> str:
     """Class name with units/activation/rate/target shape where the layer has them."""
     import keras
 
+    from speechsep.nn.recurrent import FastBidirectionalLSTM, FastLSTM
+
     name = type(layer).__name__
     if isinstance(layer, keras.layers.Bidirectional):
         return f"{name}({_layer_title(layer.forward_layer)})"
+    if isinstance(layer, FastBidirectionalLSTM):  # the same network as Bidirectional(LSTM), one fused loop
+        return f"Bidirectional(LSTM {layer.units})"
+    if isinstance(layer, FastLSTM):
+        return f"LSTM {layer.units}"
     if isinstance(layer, keras.layers.Dense):
         return f"{name} {layer.units}, {keras.activations.serialize(layer.activation)}"
     if hasattr(layer, "units"):  # recurrent layers: LSTM, GRU, SimpleRNN
@@ -364,6 +372,18 @@ corpora/timit/                  (nltk.data.find)
 ├── dr1-mcpm0/                  m = male
 └── … dr8-…/"""
 
+_LIBRISPEECH_TREE = """\
+LibriSpeech/                    or one <subset>/ folder
+├── SPEAKERS.TXT                ID | SEX | …  -> F / M
+├── train-clean-100/            train-*: any split
+│   ├── 103/                    <speaker>
+│   │   └── 1240/               <chapter>
+│   │       ├── 103-1240-0000.flac
+│   │       └── …
+│   └── …
+├── dev-clean/                  dev-* = validation split
+└── test-clean/                 test-* = test split"""
+
 _GENERIC_TREE = """\
 <root>/
 ├── <speaker>/                  folder name = speaker id
@@ -373,18 +393,20 @@ _GENERIC_TREE = """\
 └── <speaker>/ …"""
 
 _RESOLUTION = [
-    "1. --timit PATH",
+    "1. --timit PATH and every --corpus-root PATH  (several folders: one corpus, ids <corpus>:<id>)",
     "2. $TIMIT_WAV  (environment variable)",
-    "3. ./TIMIT_WAV  at the repository root",
-    "4. NLTK TIMIT sample via NLTK's downloader  (about 18 MB, once)",
-    "5. toy corpus: synthetic harmonic 'voices', NOT speech, announced with a WARNING",
+    "3. ./TIMIT_WAV  in the current folder",
+    "4. NLTK TIMIT sample, if NLTK has downloaded it  (no network access)",
+    "5. LibriSpeech mini, built in: 40 real speakers, 8 kHz FLAC, CC BY 4.0",
+    "6. toy corpus, only if 5 is missing: synthetic harmonic 'voices', NOT speech, announced with a WARNING",
 ]
 _RESOLUTION_NOTES = [
-    "Steps 1-3 take a folder; its layout is tried in the order LDC, NLTK sample, generic.",
-    "--corpus nltk forces step 4, --corpus toy step 5; folder names match case-insensitively.",
+    "Steps 1-3 take a folder; its layout is tried in the order LDC, NLTK sample, LibriSpeech, generic.",
+    "--corpus nltk forces step 4 (downloading about 18 MB once), --corpus librispeech-mini step 5, "
+    "--corpus toy step 6.",
     f"Audio is read with soundfile and resampled to {SAMPLE_RATE / 1000:g} kHz; unusable files are "
     "skipped and listed.",
-    "Sex = first letter of a TIMIT speaker id (F/M), '?' otherwise.",
+    "Sex = first letter of a TIMIT speaker id (F/M), LibriSpeech's SPEAKERS.TXT, '?' otherwise.",
 ]
 
 
@@ -425,11 +447,14 @@ def folder_structure() -> Figure:
         "ldc": ("Full LDC TIMIT  (layout 'ldc')", LAYOUT_PATTERNS["ldc"], _LDC_TREE.split("\n")),
         "nltk": ("NLTK TIMIT sample  (layout 'nltk-sample')", LAYOUT_PATTERNS["nltk-sample"],
                  _NLTK_TREE.split("\n")),
+        "librispeech": ("LibriSpeech  (layout 'librispeech')", LAYOUT_PATTERNS["librispeech"],
+                        _LIBRISPEECH_TREE.split("\n")),
         "generic": ("Any other folder  (layout 'generic')", LAYOUT_PATTERNS["generic"], _GENERIC_TREE.split("\n")),
     }
+    right_column = ("nltk", "librispeech", "generic")
     gap, margin, title_h = 0.3, 0.3, 0.75
     left_w = _panel_width(*panels["ldc"], tree_font)
-    right_w = max(_panel_width(*panels[key], tree_font) for key in ("nltk", "generic"))
+    right_w = max(_panel_width(*panels[key], tree_font) for key in right_column)
     resolution_body = _RESOLUTION + [""] + _RESOLUTION_NOTES
     width = max(2 * margin + left_w + gap + right_w,
                 2 * margin + _panel_width("Resolution order (find_corpus)", "", resolution_body, list_font))
@@ -440,7 +465,7 @@ def folder_structure() -> Figure:
         fonts = [_font(12, "bold"), _font(10.5, "bold", family=_MONO)] + [tree_font] * len(body)
         return sum(_line_height(f) for f in fonts) + 2 * 0.18 + 0.08
 
-    top_h = max(panel_height("ldc"), panel_height("nltk") + gap + panel_height("generic"))
+    top_h = max(panel_height("ldc"), sum(panel_height(key) for key in right_column) + 2 * gap)
     resolution_h = (_line_height(_font(12, "bold")) + len(resolution_body) * _line_height(list_font)
                     + 2 * 0.18 + 0.08)
     height = title_h + top_h + gap + resolution_h + margin
@@ -450,8 +475,9 @@ def folder_structure() -> Figure:
             fontproperties=_font(15, "bold"), ha="center", va="center", color=_TEXT)
     y = height - title_h
     _text_panel(ax, margin, y, left_w, *panels["ldc"], tree_font, "signal", min_height=top_h)
-    used = _text_panel(ax, margin + left_w + gap, y, right_w, *panels["nltk"], tree_font, "readout")
-    _text_panel(ax, margin + left_w + gap, y - used - gap, right_w, *panels["generic"], tree_font, "layer")
+    top = y
+    for key, kind in zip(right_column, ("readout", "signal", "layer")):
+        top -= _text_panel(ax, margin + left_w + gap, top, right_w, *panels[key], tree_font, kind) + gap
     _text_panel(ax, margin, y - top_h - gap, width - 2 * margin, "Resolution order (find_corpus)", "",
                 resolution_body, list_font, "loss")
     return figure
@@ -460,11 +486,15 @@ def folder_structure() -> Figure:
 # --------------------------------------------------------------------------- all figures
 
 
-def write_all(out_dir) -> list[Path]:
-    """Write the five flow PNGs of :data:`FLOW_FIGURES` and ``FolderStructure.png`` into ``out_dir``."""
+def write_all(out_dir, config_overrides: Mapping | None = None) -> list[Path]:
+    """Write the five flow PNGs of :data:`FLOW_FIGURES` and ``FolderStructure.png`` into ``out_dir``.
+
+    ``config_overrides`` are passed to every :func:`experiment_flow` (default: the config defaults).
+    """
     from speechsep.figures.plots import save_figure
 
     out_dir = Path(out_dir)
-    written = [save_figure(experiment_flow(name), out_dir / file_name) for name, file_name in FLOW_FIGURES.items()]
+    written = [save_figure(experiment_flow(name, config_overrides), out_dir / file_name)
+               for name, file_name in FLOW_FIGURES.items()]
     written.append(save_figure(folder_structure(), out_dir / FOLDER_FIGURE))
     return written

@@ -5,6 +5,8 @@ pipeline hands Keras a single ``y_true`` of shape ``[B, T, F, C + 1]`` float32.
 Channels ``0 .. C-1`` hold the one-hot ideal binary mask (the dominant source
 of each time-frequency bin) and channel ``C`` holds the active-bin weight
 (1.0 for bins within 40 dB of the mixture maximum, 0.0 for silent bins).
+The Chimera++ mask-inference loss (:class:`MaskInferenceLoss`) takes its own
+packing: the C source target magnitudes, then the mixture magnitude.
 
 References
 ----------
@@ -13,10 +15,35 @@ References
 - Kolbaek, Yu, Tan, Jensen, "Multi-talker speech separation with
   utterance-level permutation invariant training of deep recurrent neural
   networks", IEEE/ACM TASLP 2017.
+- Wang, Le Roux, Hershey, "Alternative objective functions for deep
+  clustering", ICASSP 2018 (whitened DC loss, the Chimera++ network).
 """
+
+import itertools
 
 import keras
 import tensorflow as tf
+
+
+def _embedding_loss_inputs(embeddings, assignments, weights, name: str):
+    """Checked float tensors: embeddings [B, N, D], assignments [B, N, C], weights [B, N] (ones if None)."""
+    embeddings = tf.convert_to_tensor(embeddings)
+    if not embeddings.dtype.is_floating:
+        embeddings = tf.cast(embeddings, tf.float32)
+    dtype = embeddings.dtype
+    assignments = tf.cast(assignments, dtype)
+    if embeddings.shape.rank != 3 or assignments.shape.rank != 3:
+        raise ValueError(f"{name} expects embeddings [B, N, D] and assignments [B, N, C]; "
+                         f"got shapes {embeddings.shape} and {assignments.shape}.")
+    if not embeddings.shape[:2].is_compatible_with(assignments.shape[:2]):
+        raise ValueError(f"embeddings {embeddings.shape} and assignments {assignments.shape} "
+                         "disagree on the batch or bin axis.")
+    if weights is None:
+        weights = tf.ones(tf.shape(embeddings)[:2], dtype=dtype)  # [B, N]
+    weights = tf.cast(weights, dtype)
+    if weights.shape.rank != 2:
+        raise ValueError(f"weights must have shape [B, N]; got {weights.shape}.")
+    return embeddings, assignments, weights
 
 
 def deep_clustering_loss(embeddings, assignments, weights=None):
@@ -45,26 +72,9 @@ def deep_clustering_loss(embeddings, assignments, weights=None):
     Tensor [B]
         Per-utterance loss.
     """
-    embeddings = tf.convert_to_tensor(embeddings)
-    if not embeddings.dtype.is_floating:
-        embeddings = tf.cast(embeddings, tf.float32)
+    embeddings, assignments, weights = _embedding_loss_inputs(embeddings, assignments, weights,
+                                                              "deep_clustering_loss")
     dtype = embeddings.dtype
-    assignments = tf.cast(assignments, dtype)
-    if embeddings.shape.rank != 3 or assignments.shape.rank != 3:
-        raise ValueError(
-            "deep_clustering_loss expects embeddings [B, N, D] and assignments "
-            f"[B, N, C]; got shapes {embeddings.shape} and {assignments.shape}."
-        )
-    if not embeddings.shape[:2].is_compatible_with(assignments.shape[:2]):
-        raise ValueError(
-            f"embeddings {embeddings.shape} and assignments {assignments.shape} "
-            "disagree on the batch or bin axis."
-        )
-    if weights is None:
-        weights = tf.ones(tf.shape(embeddings)[:2], dtype=dtype)  # [B, N]
-    weights = tf.cast(weights, dtype)
-    if weights.shape.rank != 2:
-        raise ValueError(f"weights must have shape [B, N]; got {weights.shape}.")
 
     root_weights = tf.sqrt(tf.maximum(weights, 0.0))[..., tf.newaxis]  # [B, N, 1]
     weighted_embeddings = embeddings * root_weights  # [B, N, D]
@@ -84,8 +94,13 @@ def deep_clustering_loss(embeddings, assignments, weights=None):
     return tf.math.divide_no_nan(cost, normaliser)  # [B]
 
 
-def mask_mse(masks, ibm_first_source):
-    """Mean squared error between a predicted mask and the source-1 IBM.
+def mask_mse(masks, ibm_first_source, weights=None):
+    """Weighted mean squared error between a predicted mask and the source-1 IBM.
+
+    ``sum(w * (m - y)^2) / sum(w)`` over the bins of each utterance: with the
+    active-bin weight, silent bins (and the padding of a chunk) do not count,
+    as in the deep-clustering loss and the bin accuracies. An utterance whose
+    weights are all zero gives 0.
 
     Parameters
     ----------
@@ -93,25 +108,32 @@ def mask_mse(masks, ibm_first_source):
         Predicted mask of source 1 (values in [0, 1]).
     ibm_first_source : Tensor [B, T, F]
         Ideal binary mask of source 1.
+    weights : Tensor [B, T, F] or None
+        Non-negative bin weights (1 active, 0 silent); ``None`` means all ones,
+        the plain mean over all bins.
 
     Returns
     -------
     Tensor [B]
-        MSE over all bins of each utterance.
     """
     masks = tf.convert_to_tensor(masks)
     targets = tf.cast(ibm_first_source, masks.dtype)
+    if weights is None:
+        weights = tf.ones_like(masks)  # [B, T, F]
+    weights = tf.maximum(tf.cast(weights, masks.dtype), 0.0)  # [B, T, F]
     batch_size = tf.shape(masks)[0]
-    squared_error = tf.reshape(tf.square(masks - targets), [batch_size, -1])  # [B, T*F]
-    return tf.reduce_mean(squared_error, axis=1)  # [B]
+    squared_error = tf.reshape(weights * tf.square(masks - targets), [batch_size, -1])  # [B, T*F]
+    total_weight = tf.reduce_sum(tf.reshape(weights, [batch_size, -1]), axis=1)  # [B]
+    return tf.math.divide_no_nan(tf.reduce_sum(squared_error, axis=1), total_weight)  # [B]
 
 
-def permutation_invariant_mse(masks, ibm_first_source):
+def permutation_invariant_mse(masks, ibm_first_source, weights=None):
     """Utterance-level permutation invariant MSE for two sources (uPIT).
 
     With a single mask output ``m`` for source 1 (source 2 is ``1 - m``),
     each utterance picks the better of the two speaker orders:
-    ``min(MSE(m, y), MSE(m, 1 - y))`` (Kolbaek et al., TASLP 2017).
+    ``min(MSE(m, y), MSE(m, 1 - y))`` (Kolbaek et al., TASLP 2017), both
+    weighted as in :func:`mask_mse`.
 
     Parameters
     ----------
@@ -119,6 +141,8 @@ def permutation_invariant_mse(masks, ibm_first_source):
         Predicted mask of source 1.
     ibm_first_source : Tensor [B, T, F]
         Ideal binary mask of source 1.
+    weights : Tensor [B, T, F] or None
+        Bin weights as in :func:`mask_mse`.
 
     Returns
     -------
@@ -126,8 +150,8 @@ def permutation_invariant_mse(masks, ibm_first_source):
     """
     masks = tf.convert_to_tensor(masks)
     targets = tf.cast(ibm_first_source, masks.dtype)
-    same_order = mask_mse(masks, targets)  # [B]
-    swapped_order = mask_mse(masks, 1.0 - targets)  # [B]
+    same_order = mask_mse(masks, targets, weights)  # [B]
+    swapped_order = mask_mse(masks, 1.0 - targets, weights)  # [B]
     return tf.minimum(same_order, swapped_order)  # [B]
 
 
@@ -151,17 +175,22 @@ class DeepClusteringLoss(keras.losses.Loss):
         weights = tf.reshape(y_true[..., -1], [batch_size, -1])  # [B, T*F]
         return deep_clustering_loss(embeddings, assignments, weights)  # [B]
 
-    def get_config(self):
-        return super().get_config()
-
 
 @keras.saving.register_keras_serializable(package="speechsep")
 class MaskMSELoss(keras.losses.Loss):
-    """Keras loss: (optionally permutation invariant) mask MSE on packed targets.
+    """Keras loss: (optionally permutation invariant) mask MSE on packed targets, silent bins weighted out.
 
-    ``y_true`` is the packed target ``[B, T, F, 3]`` (two sources plus the
-    weight channel); channel 0, the source-1 IBM, is the target. ``y_pred`` is
-    the source-1 mask ``[B, T, F]`` (a trailing axis of size 1 is accepted).
+    ``y_true`` is the packed target ``[B, T, F, 3]``: channel 0 is the
+    source-1 IBM (the target), channel 1 the source-2 IBM (unused: it is
+    ``1 - channel 0``) and channel 2 the active-bin weight, which weights the
+    squared error of every bin (:func:`mask_mse`), so bins more than 40 dB
+    below the mixture maximum and the padding of a chunk do not count.
+    ``y_pred`` is the source-1 mask ``[B, T, F]`` (a trailing axis of size 1
+    is accepted). The per-utterance loss is ``[B]``.
+
+    The original experiments averaged over all bins; silent bins carry no
+    speaker information and everything else in the kit (deep-clustering loss,
+    bin accuracies) weights them out, so this loss does too.
 
     Parameters
     ----------
@@ -184,11 +213,165 @@ class MaskMSELoss(keras.losses.Loss):
         if y_pred.shape.rank == 4 and y_pred.shape[-1] == 1:
             y_pred = y_pred[..., 0]  # [B, T, F]
         ibm_first_source = y_true[..., 0]  # [B, T, F]
+        weights = y_true[..., 2]  # [B, T, F]
         if self.permutation_invariant:
-            return permutation_invariant_mse(y_pred, ibm_first_source)  # [B]
-        return mask_mse(y_pred, ibm_first_source)  # [B]
+            return permutation_invariant_mse(y_pred, ibm_first_source, weights)  # [B]
+        return mask_mse(y_pred, ibm_first_source, weights)  # [B]
 
     def get_config(self):
         config = super().get_config()
         config["permutation_invariant"] = self.permutation_invariant
         return config
+
+
+# ----------------------------------------------------------------------------- the Chimera++ recipe
+
+
+def whitened_deep_clustering_loss(embeddings, assignments, weights=None, epsilon=1e-3):
+    """Whitened deep clustering loss (Wang, Le Roux, Hershey, ICASSP 2018, "DC-W").
+
+    ``L = D - tr((VᵀV)⁻¹ VᵀY (YᵀY)⁻¹ YᵀV)``: the k-means objective on
+    whitened embeddings ``V (VᵀV)^(-1/2)``. Rows of ``V`` and ``Y`` are
+    weighted by ``sqrt(weight)`` as in :func:`deep_clustering_loss`, so silent
+    bins do not count. The Gram matrices are divided by ``sum w`` before
+    ``epsilon·I`` is added to each one to invert (the value itself does not
+    depend on that scale); a source absent from the item then simply adds
+    nothing. The minimum, ``D - C`` up to ``O(epsilon)``, is reached when the
+    embeddings span exactly the assignments' subspace (e.g. ``V = Y·R`` for an
+    orthonormal ``R`` [C, D]). An all-silent item gives 0.
+
+    Parameters
+    ----------
+    embeddings : Tensor [B, N, D]
+    assignments : Tensor [B, N, C]
+        One-hot dominant-source assignment ``Y``.
+    weights : Tensor [B, N] or None
+        Non-negative bin weights (1 active, 0 silent); ``None`` means all ones.
+    epsilon : float
+        Ridge added to the normalised Gram matrices before inversion.
+
+    Returns
+    -------
+    Tensor [B]
+    """
+    embeddings, assignments, weights = _embedding_loss_inputs(embeddings, assignments, weights,
+                                                              "whitened_deep_clustering_loss")
+    dtype = embeddings.dtype
+    weights = tf.maximum(weights, 0.0)  # [B, N]
+    total = tf.reduce_sum(weights, axis=1)  # [B]
+    root_weights = tf.sqrt(weights)[..., tf.newaxis]  # [B, N, 1]
+    weighted_embeddings = embeddings * root_weights  # [B, N, D]
+    weighted_assignments = assignments * root_weights  # [B, N, C]
+    scale = tf.math.divide_no_nan(tf.ones_like(total), total)[:, tf.newaxis, tf.newaxis]  # [B, 1, 1]
+    embedding_gram = scale * tf.einsum("bnd,bne->bde", weighted_embeddings, weighted_embeddings)  # [B, D, D]
+    cross_gram = scale * tf.einsum("bnd,bnc->bdc", weighted_embeddings, weighted_assignments)  # [B, D, C]
+    target_gram = scale * tf.einsum("bnc,bnk->bck", weighted_assignments, weighted_assignments)  # [B, C, C]
+    embedding_dim = tf.shape(embedding_gram)[-1]
+    n_sources = tf.shape(target_gram)[-1]
+    ridge_d = epsilon * tf.eye(embedding_dim, dtype=dtype)  # [D, D]
+    ridge_c = epsilon * tf.eye(n_sources, dtype=dtype)  # [C, C]
+    whitened_cross = tf.linalg.solve(embedding_gram + ridge_d, cross_gram)  # (VᵀV)⁻¹ VᵀY: [B, D, C]
+    projected = tf.linalg.solve(target_gram + ridge_c, tf.transpose(cross_gram, [0, 2, 1]))  # (YᵀY)⁻¹ YᵀV: [B, C, D]
+    trace = tf.einsum("bdc,bcd->b", whitened_cross, projected)  # [B]
+    loss = tf.cast(embedding_dim, dtype) - trace  # [B]
+    return tf.where(total > 0, loss, tf.zeros_like(loss))  # [B]
+
+
+def mask_inference_loss(masks, mixture_magnitude, targets):
+    """Utterance-level permutation-invariant L1 mask-inference loss (Chimera++ "MI" head).
+
+    ``min over permutations π of  Σ_n Σ_c | m̂_{n,c}·|X_n| − T_{n,π(c)} |  /  Σ_n |X_n|``
+
+    where ``T`` are the source targets: ``|S_c|`` for the magnitude spectrum
+    approximation (MSA) or ``|S_c|·cos(θ_c − θ_X)`` truncated to ``[0, |X|]``
+    for the truncated phase-sensitive approximation (tPSA), see
+    :func:`speechsep.data.pipeline.mask_targets`. Every bin counts, as in
+    Chimera++: a silent bin has a tiny ``|X|`` and so a tiny error, and the
+    padding of a chunk (``|X| = 0``) none. Dividing by ``Σ|X|`` makes the loss
+    independent of the mixture level (every chunk weighs the same); an
+    all-zero chunk gives 0.
+
+    Parameters
+    ----------
+    masks : Tensor [B, N, C]
+        Estimated masks (the mask head's softmax over the C sources).
+    mixture_magnitude : Tensor [B, N]
+        Mixture STFT magnitude ``|X|`` of each bin.
+    targets : Tensor [B, N, C]
+        Target magnitudes of the C sources (any order).
+
+    Returns
+    -------
+    Tensor [B]
+    """
+    masks = tf.convert_to_tensor(masks)
+    dtype = masks.dtype
+    mixture_magnitude = tf.cast(mixture_magnitude, dtype)
+    targets = tf.cast(targets, dtype)
+    n_sources = masks.shape[-1]
+    if masks.shape.rank != 3 or n_sources is None:
+        raise ValueError(f"mask_inference_loss expects masks [B, N, C] with a known C; got {masks.shape}.")
+    estimates = masks * mixture_magnitude[..., tf.newaxis]  # [B, N, C]
+    # pairwise[b, i, j] = Σ_n |estimate i − target j|
+    pairwise = tf.reduce_sum(tf.abs(estimates[..., :, tf.newaxis] - targets[..., tf.newaxis, :]), axis=1)  # [B, C, C]
+    permutations = list(itertools.permutations(range(n_sources)))
+    selection = tf.constant([[[1.0 if p[i] == j else 0.0 for j in range(n_sources)] for i in range(n_sources)]
+                             for p in permutations], dtype=dtype)  # [P, C, C]
+    per_permutation = tf.einsum("bij,pij->bp", pairwise, selection)  # [B, P]
+    best = tf.reduce_min(per_permutation, axis=1)  # [B]
+    return tf.math.divide_no_nan(best, tf.reduce_sum(mixture_magnitude, axis=1))  # [B]
+
+
+def _flatten_bins(tensor, channels):
+    """[B, T, F, K] -> [B, T*F, K]."""
+    return tf.reshape(tensor, [tf.shape(tensor)[0], -1, channels])
+
+
+@keras.saving.register_keras_serializable(package="speechsep")
+class WhitenedDeepClusteringLoss(keras.losses.Loss):
+    """Keras loss: :func:`whitened_deep_clustering_loss` on packed targets.
+
+    ``y_true`` is the packed target ``[B, T, F, C + 1]`` (one-hot IBM plus the
+    active-bin weight, as for :class:`DeepClusteringLoss`) and ``y_pred`` the
+    embeddings ``[B, T, F, D]``.
+    """
+
+    def __init__(self, epsilon=1e-3, name="whitened_deep_clustering_loss", reduction="sum_over_batch_size",
+                 dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        n_sources = tf.shape(y_true)[-1] - 1
+        embeddings = _flatten_bins(y_pred, tf.shape(y_pred)[-1])  # [B, T*F, D]
+        assignments = _flatten_bins(y_true[..., :-1], n_sources)  # [B, T*F, C]
+        weights = tf.reshape(y_true[..., -1], [tf.shape(y_true)[0], -1])  # [B, T*F]
+        return whitened_deep_clustering_loss(embeddings, assignments, weights, self.epsilon)  # [B]
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="speechsep")
+class MaskInferenceLoss(keras.losses.Loss):
+    """Keras loss: :func:`mask_inference_loss` of the Chimera++ mask head.
+
+    ``y_true`` is packed as ``[B, T, F, C + 1]``: channels ``0 .. C-1`` hold
+    the source target magnitudes (MSA or tPSA) and channel ``C`` the mixture
+    magnitude ``|X|`` (the network's input features are normalised
+    log-magnitudes, so ``|X|`` travels with the targets). ``y_pred`` holds the
+    masks ``[B, T, F, C]``.
+    """
+
+    def __init__(self, name="mask_inference_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        n_sources = y_pred.shape[-1]
+        if n_sources is None or (y_true.shape[-1] is not None and y_true.shape[-1] != n_sources + 1):
+            raise ValueError(f"MaskInferenceLoss expects masks [B, T, F, C] and targets [B, T, F, C + 1]; "
+                             f"got {y_pred.shape} and {y_true.shape}.")
+        masks = _flatten_bins(y_pred, n_sources)  # [B, T*F, C]
+        targets = _flatten_bins(y_true[..., :-1], n_sources)  # [B, T*F, C]
+        magnitude = tf.reshape(y_true[..., -1], [tf.shape(y_true)[0], -1])  # [B, T*F]
+        return mask_inference_loss(masks, magnitude, targets)  # [B]

@@ -6,7 +6,9 @@ length at inference) to
 * mask models (``feedforward``, ``lstm``, ``blstm``): a sigmoid mask for
   source 1, [B, T, 129];
 * ``dc``: unit-norm embeddings [B, T, 129, D] (Hershey et al., ICASSP 2016:
-  BLSTM, a tanh dense layer of 129·D units, then per-bin L2 normalisation).
+  BLSTM, a tanh dense layer of 129·D units, then per-bin L2 normalisation);
+  with ``config.mask_head`` (Chimera++) a dict ``{"embedding": [B, T, 129, D],
+  "mask": [B, T, 129, C]}``.
 
 Defaults follow the original experiments: 2 layers of 300 units.
 """
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from speechsep.config import ExperimentConfig
 from speechsep.nn.layers import UnitNormalize
+from speechsep.nn.recurrent import FastBidirectionalLSTM, FastLSTM, effective_precision
 from speechsep.signal import N_BINS
 
 MODELS: dict[str, Callable[[ExperimentConfig], keras.Model]] = {}
@@ -37,11 +40,22 @@ def _features() -> keras.KerasTensor:
     return keras.Input(shape=(None, N_BINS), name="features")  # [B, T, F]
 
 
+def compute_dtype(config: ExperimentConfig) -> str:
+    """Keras dtype policy of the recurrent and large dense layers: ``mixed_bfloat16`` or ``float32``."""
+    return "mixed_bfloat16" if effective_precision(config.precision) == "bfloat16" else "float32"
+
+
 def _recurrent_stack(x, config: ExperimentConfig, bidirectional: bool):
+    dtype = compute_dtype(config)
     for layer in range(config.num_layers):
+        if config.recurrent == "fast":  # same weights layout as the stock layers (speechsep/nn/recurrent.py)
+            fast = FastBidirectionalLSTM if bidirectional else FastLSTM
+            name = f"blstm_{layer + 1}" if bidirectional else f"lstm_{layer + 1}"
+            x = fast(config.hidden_units, dropout=config.dropout, dtype=dtype, name=name)(x)
+            continue
         lstm = keras.layers.LSTM(config.hidden_units, return_sequences=True, dropout=config.dropout,
-                                 name=f"lstm_{layer + 1}")
-        x = keras.layers.Bidirectional(lstm, name=f"blstm_{layer + 1}")(x) if bidirectional else lstm(x)
+                                 name=f"lstm_{layer + 1}", dtype=dtype)
+        x = keras.layers.Bidirectional(lstm, name=f"blstm_{layer + 1}", dtype=dtype)(x) if bidirectional else lstm(x)
     return x  # [B, T, H] or [B, T, 2H]
 
 
@@ -75,12 +89,29 @@ def build_blstm(config: ExperimentConfig) -> keras.Model:
 
 @register("dc")
 def build_deep_clustering(config: ExperimentConfig) -> keras.Model:
-    """BLSTM embedding network: [B, T, F] -> unit-norm embeddings [B, T, F, D]."""
+    """BLSTM embedding network: [B, T, F] -> unit-norm embeddings [B, T, F, D].
+
+    With ``config.mask_head`` (Chimera++) the outputs are a dict
+    ``{"embedding": [B, T, F, D], "mask": [B, T, F, C]}``: a second dense head
+    on the same BLSTM gives C masks per bin (softmax over the sources).
+    """
     features = _features()
-    x = _recurrent_stack(features, config, True)  # [B, T, 2H]
-    x = keras.layers.Dense(N_BINS * config.embedding_dim, activation="tanh", name="embedding")(x)  # [B, T, F*D]
+    hidden = _recurrent_stack(features, config, True)  # [B, T, 2H]
+    x = keras.layers.Dense(N_BINS * config.embedding_dim, activation="tanh", name="embedding",
+                           dtype=compute_dtype(config))(hidden)  # [B, T, F*D]
     x = keras.layers.Reshape((-1, N_BINS, config.embedding_dim), name="per_bin")(x)  # [B, T, F, D]
-    return keras.Model(features, UnitNormalize(name="unit_norm")(x), name="deep_clustering")
+    embeddings = UnitNormalize(name="unit_norm", dtype="float32")(x)  # [B, T, F, D] float32
+    if not config.mask_head:
+        return keras.Model(features, embeddings, name="deep_clustering")
+    return keras.Model(features, {"embedding": embeddings, "mask": _source_masks(hidden, config.num_speakers)},
+                       name="chimera")
+
+
+def _source_masks(hidden, num_sources: int):
+    """Chimera++ mask-inference head: [B, T, H'] -> masks [B, T, F, C] (softmax over the C sources)."""
+    x = keras.layers.Dense(N_BINS * num_sources, name="mask_logits")(hidden)  # [B, T, F*C]
+    x = keras.layers.Reshape((-1, N_BINS, num_sources), name="mask_per_bin")(x)  # [B, T, F, C]
+    return keras.layers.Softmax(axis=-1, name="mask")(x)  # [B, T, F, C]
 
 
 def build_model(config: ExperimentConfig) -> keras.Model:
@@ -93,6 +124,10 @@ def build_model(config: ExperimentConfig) -> keras.Model:
 def inference_function(model: keras.Model):
     """A compiled forward pass for any batch size and length: [B, T, F] -> model output.
 
+    The output is a tensor, or for a Chimera++ model (``config.mask_head``) the
+    dict ``{"embedding", "mask"}`` of tensors;
+    :func:`speechsep.separation.separator.split_batch` splits either per item.
+
     Eager Keras calls run a recurrent layer step by step in Python (seconds per
     utterance); this traces one graph with a shape-polymorphic signature.
     """
@@ -100,8 +135,40 @@ def inference_function(model: keras.Model):
     return tf.function(lambda features: model(features, training=False), input_signature=signature)
 
 
-def load_model(path) -> keras.Model:
-    """Load a saved ``.keras`` model with the speechsep custom objects registered."""
-    import speechsep.nn.losses  # noqa: F401  (registers the loss classes)
+def recurrent_of(model: keras.Model) -> str | None:
+    """The recurrent implementation a model was built with (``fast`` or ``keras``), None without LSTM layers."""
+    for layer in model.layers:
+        if isinstance(layer, (FastLSTM, FastBidirectionalLSTM)):
+            return "fast"
+        if isinstance(layer, (keras.layers.LSTM, keras.layers.Bidirectional)):
+            return "keras"
+    return None
 
-    return keras.models.load_model(path, compile=False)
+
+def load_model(path, recurrent: str | None = None) -> keras.Model:
+    """Load a saved ``.keras`` model with the speechsep custom objects registered.
+
+    With ``recurrent`` (``fast`` or ``keras``) a checkpoint saved with the other
+    recurrent implementation is rebuilt from the ``config.json`` beside it with
+    ``recurrent`` and its weights copied over (the layouts are identical).
+    """
+    import speechsep.nn.losses  # noqa: F401  (registers the loss classes)
+    from pathlib import Path
+
+    path = Path(path)
+    model = keras.models.load_model(path, compile=False)
+    saved = recurrent_of(model)
+    if recurrent is None or saved is None or saved == recurrent:
+        return model
+    config_path = path.parent / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"{path}: saved with the {saved!r} recurrent implementation; converting it to "
+                         f"{recurrent!r} needs the run's config.json beside it (load it with recurrent={saved!r})")
+    config = ExperimentConfig.load(config_path).replace(recurrent=recurrent)
+    converted = build_model(config)
+    source, target = model.get_weights(), converted.get_weights()
+    if [w.shape for w in source] != [w.shape for w in target]:
+        raise ValueError(f"{path}: its weights do not fit a {recurrent!r} model built from {config_path} "
+                         f"(load it with recurrent={saved!r}, the implementation it was saved with)")
+    converted.set_weights(source)
+    return converted

@@ -8,7 +8,8 @@ segmentation and separation", ICASSP 2016, section 4).
 
 Two clusterers are registered in :data:`CLUSTERERS`:
 
-- ``"kmeans"``: scikit-learn K-means; the number of sources must be given.
+- ``"kmeans"``: K-means (NumPy Lloyd, k-means++ seeding, 3 restarts); the
+  number of sources must be given.
 - ``"meanshift"``: a vectorised mean-shift on the unit sphere that estimates
   the number of sources itself (Comaniciu & Meer, "Mean shift: a robust
   approach toward feature space analysis", IEEE TPAMI 2002; von Mises-Fisher
@@ -17,11 +18,8 @@ Two clusterers are registered in :data:`CLUSTERERS`:
 """
 
 import dataclasses
-import warnings
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 
 def _unit_rows(points):
@@ -38,11 +36,20 @@ def _check_points(points):
     return points
 
 
-def kmeans(points, n_clusters, seed=0):
-    """K-means clustering with a few restarts (scikit-learn, Lloyd).
+def _kmeans_plus_plus(points, n_clusters, rng):
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): [N, D] -> initial centres [K, D]."""
+    centers = [points[rng.integers(len(points))]]
+    closest = np.sum((points - centers[0]) ** 2, axis=1)  # [N], squared distance to the nearest centre
+    for _ in range(1, n_clusters):
+        total = float(closest.sum())
+        index = rng.integers(len(points)) if total <= 0 else rng.choice(len(points), p=closest / total)
+        centers.append(points[index])
+        closest = np.minimum(closest, np.sum((points - points[index]) ** 2, axis=1))
+    return np.stack(centers)  # [K, D]
 
-    Measured: 20,000 x 40 points, 2 clusters, in about 0.02 s on 2 CPU cores
-    (0.07-0.17 s while the cores were shared with another job).
+
+def kmeans(points, n_clusters, seed=0, n_init=3, max_iter=100, tol=1e-6):
+    """K-means (Lloyd) with k-means++ seeding and ``n_init`` restarts, the best inertia kept (NumPy).
 
     Parameters
     ----------
@@ -50,64 +57,61 @@ def kmeans(points, n_clusters, seed=0):
     n_clusters : int
         Number of clusters K, ``1 <= K <= N``.
     seed : int
-        Random seed of the k-means++ initialisation.
+        Random seed of the k-means++ initialisations.
 
     Returns
     -------
     labels : int array [N]
-    centers : float array [K, D]
+    centers : float array [K, D] (a cluster left empty keeps its previous centre)
     """
     points = _check_points(points)
-    if not 1 <= int(n_clusters) <= points.shape[0]:
+    n_clusters = int(n_clusters)
+    if not 1 <= n_clusters <= points.shape[0]:
         raise ValueError(f"n_clusters must be in [1, {points.shape[0]}]; got {n_clusters}.")
-    model = KMeans(n_clusters=int(n_clusters), n_init=3, max_iter=100, random_state=seed)
-    labels = model.fit_predict(points.astype(np.float32))  # [N]
-    return labels.astype(np.int64), model.cluster_centers_  # [N], [K, D]
+    points = points.astype(np.float64)
+    squared_norms = np.sum(points**2, axis=1)  # [N]
+    rng = np.random.default_rng(seed)
+    best = None
+    for _ in range(int(n_init)):
+        centers = _kmeans_plus_plus(points, n_clusters, rng)  # [K, D]
+        for _ in range(int(max_iter)):
+            distances = squared_norms[:, None] - 2.0 * points @ centers.T + np.sum(centers**2, axis=1)  # [N, K]
+            labels = np.argmin(distances, axis=1)  # [N]
+            counts = np.bincount(labels, minlength=n_clusters)  # [K]
+            sums = np.eye(n_clusters)[labels].T @ points  # [K, D]
+            updated = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
+            shift = float(np.sum((updated - centers) ** 2))
+            centers = updated
+            if shift <= tol:
+                break
+        distances = squared_norms[:, None] - 2.0 * points @ centers.T + np.sum(centers**2, axis=1)  # [N, K]
+        labels = np.argmin(distances, axis=1)
+        inertia = float(np.maximum(distances[np.arange(len(points)), labels], 0.0).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, labels, centers)
+    return best[1].astype(np.int64), best[2]  # [N], [K, D]
 
 
 def spherical_mean_shift(points, bandwidth=0.1, n_seeds=128, max_iter=50,
                          min_cluster_fraction=0.1, seed=0, tol=1e-5,
                          merge_distance=None):
-    """Mean-shift on the unit sphere with a von Mises-Fisher (cosine) kernel.
+    """Mean-shift on the unit sphere with a von Mises-Fisher (cosine) kernel; estimates the cluster count.
 
     The kernel weight of point ``x`` for mode ``m`` is
-    ``w = exp((cos(x, m) - 1) / bandwidth)``, a von Mises-Fisher kernel with
-    concentration ``1 / bandwidth``. Since ``1 - cos(theta) ~ theta^2 / 2`` it
-    behaves like a Gaussian in the angle with standard deviation
-    ``sqrt(bandwidth)`` radians. Each iteration is one product
-    ``X M^T`` ([N, S]) and the update ``M <- normalise(W^T X)``, run only on
-    the seeds that have not converged yet.
+    ``exp((cos(x, m) - 1) / bandwidth)`` (concentration ``1 / bandwidth``),
+    about a Gaussian in the angle with standard deviation ``sqrt(bandwidth)``
+    radians. Each iteration is one product ``X M^T`` ([N, S]) and the update
+    ``M <- normalise(W^T X)``, for the seeds that have not converged yet.
 
-    Defaults ``bandwidth=0.1`` (angular scale ~0.32 rad, ~18 degrees) and
-    ``min_cluster_fraction=0.1`` were chosen on VALIDATION mixtures of real
-    deep-clustering embeddings (the 30-minute TIMIT-sample model, ``python -m
-    speechsep.bench meanshift``): the 2-speaker count was right on 72% of
-    validation mixtures, against 52% for 0.05/0.05 (and 100% of 25 test
-    2-speaker mixtures, 12% of 3-speaker ones). On idealised synthetic blobs a
-    narrower kernel is better, as the sweep below shows; pass ``bandwidth=0.05``
-    for very well-trained, tight embeddings.
+    After convergence, modes closer than ``merge_distance`` are merged (the
+    densest kept), every point goes to its nearest mode, and clusters holding
+    fewer than ``min_cluster_fraction`` of the points are dissolved, smallest
+    first and one at a time, into their points' nearest surviving modes.
+    Clusters are numbered by decreasing size.
 
-    Synthetic sweep (why narrow kernels suit tight blobs): Deep
-    clustering trains embeddings of one source towards parallel and of
-    different sources towards orthogonal (kernel weight exp(-20) at cosine 0).
-    Because in 40 dimensions the many far points of a big cluster pull
-    coherently on a mode, a wide kernel swallows small sources: at 0.1-0.2 a
-    10-20% source 60 degrees away from the dominant one is lost. A sweep over
-    2-3 clusters (60/40 to 90/10 sizes, angular spread 0.3-0.9 rad, centre
-    cosines 0-0.5, 10% ambiguous in-between bins, 3,000-12,000 points) counted
-    the clusters right in 72/72 cases at 0.05 and 0.06, 71/72 at 0.04 (one
-    over-split) and 68/72 at 0.08. Much smaller values over-split sparse data.
-
-    After convergence, modes closer than ``merge_distance`` (cosine distance,
-    default ``bandwidth``) are merged (densest mode kept), every point goes to
-    its nearest mode, and, smallest first and one at a time, clusters holding
-    fewer than ``min_cluster_fraction`` of the points are dissolved into their
-    points' nearest surviving modes (so an over-split cluster regrows instead
-    of vanishing). Clusters are numbered by decreasing size.
-
-    Measured: 48,000 x 40 points (two or three clusters, angular spread
-    0.25-0.9 rad) in 0.07-0.13 s on 2 CPU cores; the loop converges in about
-    4 iterations of ~40 ms (up to ~0.3 s while the cores were shared).
+    The defaults (``bandwidth=0.1``, ``min_cluster_fraction=0.1``) were chosen
+    on validation mixtures with ``python -m speechsep.bench meanshift``
+    (README, Benchmarks); tight, well-trained embeddings may want 0.05.
 
     Parameters
     ----------
@@ -238,12 +242,19 @@ def _merge_smallest(labels, centers, n_clusters):
     return centers[alive]
 
 
-def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, seed=0, **kwargs):
+MAX_FIT_POINTS = 4000
+"""At most this many active bins (a seeded random subset) are clustered; every bin is then labelled."""
+
+
+def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, seed=0,
+                       max_fit_points=MAX_FIT_POINTS, **kwargs):
     """Cluster the active bins' embeddings, then label every bin.
 
     Embeddings are L2-normalised per bin; only bins with ``active`` True are
-    clustered; then EVERY bin (active or not) gets the label of the centre with
-    the largest cosine similarity.
+    clustered (at most ``max_fit_points`` of them, a random subset drawn with
+    ``seed``: the centres of a few thousand points are as good as those of all,
+    and the cost stays bounded on long mixtures); then EVERY bin (active or
+    not) gets the label of the centre with the largest cosine similarity.
 
     Fallbacks: with no active bin, labels are all 0, ``centers`` is empty
     ``[0, D]`` and ``n_found`` is 0. For k-means with fewer active bins (or
@@ -287,6 +298,9 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
     n_frames, n_freqs, embedding_dim = embeddings.shape
     points = _unit_rows(embeddings.reshape(-1, embedding_dim))  # [T*F, D]
     active_points = points[active.reshape(-1)]  # [N_active, D]
+    if max_fit_points is not None and active_points.shape[0] > int(max_fit_points):
+        subset = np.random.default_rng(seed).choice(active_points.shape[0], int(max_fit_points), replace=False)
+        active_points = active_points[np.sort(subset)]  # [max_fit_points, D]
     if active_points.shape[0] == 0:
         return ClusteringResult(
             labels=np.zeros((n_frames, n_freqs), dtype=np.int64),
@@ -295,10 +309,8 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
         )
 
     if method == "kmeans":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            active_labels, centers = kmeans(
-                active_points, min(int(n_clusters), active_points.shape[0]), seed=seed, **kwargs)
+        active_labels, centers = kmeans(active_points, min(int(n_clusters), active_points.shape[0]), seed=seed,
+                                        **kwargs)
         used = np.unique(active_labels)  # drop empty clusters (duplicate points)
         active_labels = np.searchsorted(used, active_labels)
         centers = _unit_rows(centers[used])  # [K, D]
@@ -309,9 +321,7 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
         centers = _merge_smallest(active_labels, centers, int(n_clusters))  # [n_clusters, D]
     elif n_clusters is not None and n_found < n_clusters <= active_points.shape[0]:
         # the caller asked for K sources: give K (k-means), while n_found still reports the estimate
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            _, centers = kmeans(active_points, int(n_clusters), seed=seed)
+        _, centers = kmeans(active_points, int(n_clusters), seed=seed)
         centers = _unit_rows(centers)  # [n_clusters, D]
 
     labels = np.argmax(points @ centers.T, axis=1)  # [T*F]
@@ -360,3 +370,41 @@ def principal_component_sign(embeddings, active):
     component = component * np.sign(component[np.argmax(np.abs(component))])
     projection = (points - mean) @ component  # [T*F]
     return (projection > 0).astype(np.int64).reshape(n_frames, n_freqs)
+
+
+def soft_masks(embeddings, centers, beta):
+    """Soft k-means posteriors as masks: ``p(c | v) ∝ exp(β · vᵀμ_c)`` for every bin.
+
+    Embeddings are L2-normalised per bin and ``centers`` are unit-norm (as
+    :func:`cluster_embeddings` returns them), so ``vᵀμ_c`` is a cosine. Every
+    bin gets a mask value, silent ones too (a mask only matters where there is
+    energy). As ``β → ∞`` the masks approach the binary masks of the nearest
+    centre; ``β → 0`` gives ``1/K`` everywhere.
+
+    Parameters
+    ----------
+    embeddings : array [T, F, D]
+    centers : array [K, D]
+        K >= 1 cluster centres.
+    beta : float
+        Inverse temperature, > 0.
+
+    Returns
+    -------
+    float32 array [K, T, F]
+        Masks summing to 1 over the K sources in every bin.
+    """
+    embeddings = np.asarray(embeddings)
+    centers = np.asarray(centers, dtype=np.float32)
+    if embeddings.ndim != 3 or centers.ndim != 2 or centers.shape[0] == 0 or centers.shape[1] != embeddings.shape[2]:
+        raise ValueError(f"soft_masks expects embeddings [T, F, D] and centers [K >= 1, D]; "
+                         f"got {embeddings.shape} and {centers.shape}.")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0; got {beta}.")
+    n_frames, n_freqs, embedding_dim = embeddings.shape
+    points = _unit_rows(embeddings.reshape(-1, embedding_dim))  # [T*F, D]
+    logits = np.float32(beta) * (points @ _unit_rows(centers).T)  # [T*F, K]
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)  # [T*F, K]
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.moveaxis(weights.reshape(n_frames, n_freqs, -1), -1, 0).astype(np.float32)  # [K, T, F]

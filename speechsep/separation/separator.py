@@ -7,7 +7,14 @@ Readouts (``ExperimentConfig.readout``):
 * ``pca_sign``: sign of the first principal component of the embeddings of
   the active bins (the original "loss alone, no clustering" experiment);
 * ``kmeans`` / ``meanshift``: clustering of the embeddings of the active bins
-  (:mod:`speechsep.cluster`), every bin assigned to its nearest centre.
+  (:mod:`speechsep.cluster`), every bin assigned to its nearest centre (binary
+  masks), or with ``config.soft_mask_beta`` soft masks from the posteriors
+  ``p(c|v) ∝ exp(β·vᵀμ_c)`` (labels stay the nearest centre);
+* ``mask_head``: the C masks of a Chimera++ network's mask head (its
+  embeddings still serve the clustering readouts).
+
+A Chimera++ network outputs a dict ``{"embedding": [T, F, D], "mask": [T, F, C]}``
+per utterance; every other network one array.
 
 Accuracy is the share of ACTIVE bins whose IBM label is right (silent bins are
 weighted out), in two forms: with the fixed speaker order (as the original
@@ -60,16 +67,43 @@ class Readout:
     n_found: int | None = None
 
 
-def read_masks(output: np.ndarray, active: np.ndarray, config: ExperimentConfig, num_sources: int | None = None,
+def split_batch(outputs) -> list:
+    """A batch of network outputs (array [B, ...] or dict of arrays [B, ...]) -> one output per item."""
+    if isinstance(outputs, dict):
+        arrays = {key: np.asarray(value) for key, value in outputs.items()}
+        return [{key: value[index] for key, value in arrays.items()} for index in range(len(arrays["embedding"]))]
+    return list(np.asarray(outputs))
+
+
+def embeddings_of(output) -> np.ndarray:
+    """The embeddings [T, F, D] (or mask [T, F]) of one utterance's output, whatever its heads."""
+    return output["embedding"] if isinstance(output, dict) else output
+
+
+def _mask_head_readout(output, num_sources: int) -> Readout:
+    if not isinstance(output, dict) or "mask" not in output:
+        raise ValueError("readout 'mask_head' needs a network trained with a mask head (config.mask_head)")
+    masks = np.moveaxis(np.asarray(output["mask"], dtype=np.float32), -1, 0)  # [C, T, F]
+    if masks.shape[0] != num_sources:
+        raise ValueError(f"the mask head predicts {masks.shape[0]} sources, not {num_sources}; "
+                         "use a clustering readout (--clusterer kmeans) for another number of speakers")
+    return Readout(masks, np.argmax(masks, axis=0).astype(np.int64), output["embedding"], masks.shape[0])
+
+
+def read_masks(output, active: np.ndarray, config: ExperimentConfig, num_sources: int | None = None,
                readout: str | None = None, seed: int = 0, estimate_count: bool = False) -> Readout:
     """Turn one utterance's network output into masks.
 
-    output : [T, F] mask (mask models) or [T, F, D] embeddings (dc);
+    output : [T, F] mask (mask models), [T, F, D] embeddings (dc) or the dict
+    ``{"embedding", "mask"}`` of a Chimera++ network;
     active : [T, F] bool. With ``estimate_count`` (mean-shift only) the number
     of sources is the number of clusters found, not ``num_sources``.
     """
     readout = readout or config.readout
     num_sources = num_sources or config.num_speakers
+    if readout == "mask_head":
+        return _mask_head_readout(output, num_sources)
+    output = embeddings_of(output)
     if readout == "mask":
         first = np.clip(output, 0.0, 1.0)  # [T, F]
         labels = (first <= 0.5).astype(np.int64)  # source 1 (label 0) where its mask dominates
@@ -87,7 +121,33 @@ def read_masks(output: np.ndarray, active: np.ndarray, config: ExperimentConfig,
     result = cluster.cluster_embeddings(output, active, method=readout, seed=seed,
                                         n_clusters=None if estimate_count else num_sources, **kwargs)
     count = int(result.labels.max()) + 1 if estimate_count else max(num_sources, int(result.labels.max()) + 1)
-    return Readout(signal.masks_from_labels(result.labels, count), result.labels, output, result.n_found)
+    if config.soft_mask_beta is not None and len(result.centers):
+        masks = cluster.soft_masks(output, result.centers, config.soft_mask_beta)  # [K, T, F]
+        missing = max(0, count - len(masks))  # k-means found fewer distinct clusters than sources
+        masks = np.concatenate([masks, np.zeros((missing,) + masks.shape[1:], np.float32)])  # [max(K, count), T, F]
+    else:
+        masks = signal.masks_from_labels(result.labels, count)
+    return Readout(masks, result.labels, output, result.n_found)
+
+
+def prefetched(load, items, ahead: int = 2):
+    """Yield ``(item, future)`` in order, with ``load(item)`` running in a thread up to ``ahead`` items early.
+
+    ``future.result()`` returns ``load(item)`` or raises its exception, so one
+    bad file does not stop the others. Decoding and resampling the next files
+    overlap the network's pass over the current one (NumPy, soundfile and
+    TensorFlow release the GIL).
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = deque()
+        for index, item in enumerate(items):
+            while len(pending) <= ahead and index + len(pending) < len(items):
+                pending.append(pool.submit(load, items[index + len(pending)]))
+            yield item, pending.popleft()
 
 
 class Separator:
@@ -126,10 +186,10 @@ class Separator:
         """Normalised log-magnitude [T, F] float32."""
         return ((signal.log_magnitude(mixture_spectrum) - self.mean) / self.std).astype(np.float32)
 
-    def network_output(self, mixture_spectrum: np.ndarray) -> np.ndarray:
-        """Run the network on one whole utterance: [T, F] or [T, F, D]."""
+    def network_output(self, mixture_spectrum: np.ndarray):
+        """Run the network on one whole utterance: [T, F], [T, F, D] or (Chimera++) {"embedding", "mask"}."""
         features = self.features(mixture_spectrum)[None]  # [1, T, F]
-        return np.asarray(self._forward(features))[0]
+        return split_batch(self._forward(features))[0]
 
     def separate(self, mixture: np.ndarray, num_sources: int | None = None, readout: str | None = None,
                  seed: int = 0, estimate_count: bool = False) -> tuple[np.ndarray, Readout]:

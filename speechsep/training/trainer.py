@@ -6,11 +6,15 @@ Run folder (``run_dir``)::
     stats.json       feature normalisation used in training (train split only)
     best.keras       best checkpoint on validation loss (ModelCheckpoint)
     last.keras       the final weights
-    backup/          BackupAndRestore state: a killed run resumes where it stopped
-    history.csv      CSVLogger (appends across resumed runs)
+    backup/          BackupAndRestore state after the last finished epoch (kept at the
+                     end): a killed run resumes there, a finished one is recognised
+    history.csv      CSVLogger, one row per epoch across resumed sessions
     tensorboard/     TensorBoard logs
     run.json         run record rewritten every epoch: config, seed, git commit,
-                     data, history so far, best epoch, wall time
+                     data, every session, the whole history, best epoch, wall time
+
+Rerunning into the folder resumes the run (see :func:`train`); ``best.keras``
+only ever improves, across sessions too.
 
 Callbacks: bin accuracies (fixed order and permutation-invariant, train and
 valid), ModelCheckpoint, BackupAndRestore, CSVLogger, TensorBoard,
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,11 +36,12 @@ import numpy as np
 import tensorflow as tf
 
 from speechsep.config import ExperimentConfig
-from speechsep.data.pipeline import packed_targets
-from speechsep.nn.losses import DeepClusteringLoss, MaskMSELoss
+from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targets, switch_datasets
+from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
 from speechsep.nn.models import build_model
-from speechsep.separation.separator import batch_accuracies, read_masks
-from speechsep.io import atomic_write_json
+from speechsep.separation.separator import batch_accuracies, read_masks, split_batch
+from speechsep.io import atomic_write_json, atomic_write_text
+from speechsep.training import distribute
 
 
 def seed_everything(seed: int) -> None:
@@ -44,22 +50,35 @@ def seed_everything(seed: int) -> None:
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
-    """``default`` | ``mirrored`` (all local devices) | ``multiworker`` (TF_CONFIG) | ``cpu``."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "cpu":
-        return tf.distribute.OneDeviceStrategy("/cpu:0")
-    raise ValueError(f"unknown --strategy {name!r}: use default, mirrored, multiworker or cpu")
+    """``default`` | ``mirrored`` (all local devices) | ``multiworker`` (TF_CONFIG) | ``cpu``:
+    :func:`speechsep.training.distribute.make_strategy`."""
+    return distribute.make_strategy(name)
 
 
-def make_loss(config: ExperimentConfig) -> keras.losses.Loss:
+def make_loss(config: ExperimentConfig):
+    """The Keras loss of ``config``; a Chimera++ network gets a dict {"embedding", "mask"} of losses."""
     if config.loss == "dc":
-        return DeepClusteringLoss()
+        embedding_loss = WhitenedDeepClusteringLoss() if config.dc_loss == "dc_whitened" else DeepClusteringLoss()
+        return {"embedding": embedding_loss, "mask": MaskInferenceLoss()} if config.mask_head else embedding_loss
     return MaskMSELoss(permutation_invariant=config.loss == "pit")
+
+
+def make_loss_weights(config: ExperimentConfig) -> dict | None:
+    """Chimera++: ``(1 − mask_loss_weight)·L_DC + mask_loss_weight·L_MI``; None for single-output networks."""
+    if not config.mask_head:
+        return None
+    return {"embedding": 1.0 - config.mask_loss_weight, "mask": config.mask_loss_weight}
+
+
+def make_packer(config: ExperimentConfig):
+    """(features, target dict) -> (features, the packed y_true of :func:`make_loss`)."""
+    def pack(features, targets):
+        embedding_targets = packed_targets(targets, config.num_speakers)  # [B, T, F, C+1]
+        if not config.mask_head:
+            return features, embedding_targets
+        return features, {"embedding": embedding_targets, "mask": packed_mask_targets(targets)}
+
+    return pack
 
 
 def git_commit() -> str | None:
@@ -91,7 +110,7 @@ class SeparationAccuracy(keras.callbacks.Callback):
         if logs is None:
             return
         for prefix, (features, ibm, active) in self.samples.items():
-            outputs = np.asarray(self.forward(features))  # [B, T, F(, D)]
+            outputs = split_batch(self.forward(features))  # B x ([T, F(, D)] or {"embedding", "mask"})
             labels = np.stack([read_masks(o, a, self.config).labels for o, a in zip(outputs, active)])
             fixed, pit = batch_accuracies(labels, ibm, active, self.config.num_speakers)
             logs[f"{prefix}acc_fixed"], logs[f"{prefix}acc_pit"] = fixed, pit
@@ -110,6 +129,70 @@ class WallClockBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class LearningRateSchedule(keras.callbacks.Callback):
+    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 0 (``config.lr_schedule``).
+
+    The cosine runs over the whole run: its progress is the larger of the
+    share of epochs done and, with a ``minutes`` budget, the share of that
+    budget used, so a budgeted run ends at a learning rate near 0. Steps
+    count from the epoch Keras reports, so a resumed run continues the
+    schedule. Logs ``learning_rate`` at every epoch end.
+    """
+
+    def __init__(self, config: ExperimentConfig):
+        super().__init__()
+        self.config = config
+        self.steps_per_epoch, self.epoch, self.batches, self.start = config.steps_per_epoch, 0, 0, time.monotonic()
+
+    def value(self, step: int, progress: float) -> float:
+        """The learning rate at global ``step`` with ``progress`` in [0, 1] of the run done."""
+        rate = self.config.learning_rate
+        if self.config.warmup_steps:
+            rate *= min(1.0, (step + 1) / self.config.warmup_steps)
+        if self.config.lr_schedule == "cosine":
+            rate *= 0.5 * (1.0 + np.cos(np.pi * min(max(progress, 0.0), 1.0)))
+        return float(rate)
+
+    def on_train_begin(self, logs=None):
+        self.steps_per_epoch = self.params.get("steps") or self.config.steps_per_epoch
+        self.start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.batches = epoch, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps = self.steps_per_epoch  # None until the first epoch of a split of unknown size has ended
+        step = self.epoch * steps + batch if steps else batch
+        progress = (self.epoch + (batch / steps if steps else 0.0)) / self.config.epochs
+        if self.config.minutes:
+            progress = max(progress, (time.monotonic() - self.start) / (60.0 * self.config.minutes))
+        self.model.optimizer.learning_rate = self.value(step, progress)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches = batch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.steps_per_epoch:
+            self.steps_per_epoch = self.batches
+        if logs is not None:
+            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+
+
+class ChunkCurriculum(keras.callbacks.Callback):
+    """Stage 0 (``chunk_frames`` chunks) before ``config.curriculum_epoch``, stage 1 (long chunks) from it on.
+
+    :func:`speechsep.data.pipeline.switch_datasets` reads :attr:`stage` before
+    every training batch; a resumed run starts in the stage of its epoch.
+    """
+
+    def __init__(self, switch_epoch: int):
+        super().__init__()
+        self.switch_epoch, self.stage = switch_epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.stage = int(epoch >= self.switch_epoch)
+
+
 class RunRecord(keras.callbacks.Callback):
     """Rewrite ``run.json`` (atomically) after every epoch."""
 
@@ -117,6 +200,7 @@ class RunRecord(keras.callbacks.Callback):
         super().__init__()
         self.path, self.record, self.start = path, record, time.time()
         self.record.setdefault("history", {})
+        self.earlier_seconds = float(self.record.get("wall_seconds") or 0.0)  # sessions before a resume
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -124,7 +208,7 @@ class RunRecord(keras.callbacks.Callback):
         losses = self.record["history"].get("val_loss") or self.record["history"].get("loss", [])
         self.record["epochs_done"] = len(losses)
         self.record["best_epoch"] = int(np.nanargmin(losses)) + 1 if losses else None
-        self.record["wall_seconds"] = time.time() - self.start
+        self.record["wall_seconds"] = self.earlier_seconds + time.time() - self.start
         atomic_write_json(self.path, self.record)
 
 
@@ -141,49 +225,265 @@ def _sample_chunks(dataset: tf.data.Dataset, count: int) -> tuple:
     return (np.concatenate(features)[:count], np.concatenate(ibm)[:count], np.concatenate(active)[:count])
 
 
-def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_data: tf.data.Dataset,
-          stats: tuple[np.ndarray, np.ndarray], data_description: dict, accuracy_chunks: int = 32):
-    """Train ``config`` on the given pipelines (dict targets) and return (model, history dict)."""
+# ----------------------------------------------------------------------------- resuming
+
+RESUMABLE_FIELDS = frozenset({"epochs", "minutes", "strategy", "readout", "meanshift_bandwidth", "soft_mask_beta",
+                              "jit_compile"})
+"""Config fields a rerun may change and still resume the run (budgets and test-time choices); any other
+change is refused, naming the field."""
+
+TRAINING_FILES = ("run.json", "config.json", "stats.json", "best.keras", "last.keras", "backup", "history.csv",
+                  "tensorboard", "results.json")
+"""What :func:`train` writes into a run folder, and the results of its model (``--fresh`` deletes these,
+and nothing else; figures and wavs are rewritten by the next evaluation)."""
+
+
+def clear_run(run_dir) -> None:
+    """Delete the training state of a run folder (``--fresh``); other files in it are kept."""
+    for name in TRAINING_FILES:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def remove_unstarted_run(run_dir) -> None:
+    """After a failure: delete a run folder's training state if no epoch finished, then the folder if empty."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if run_dir.is_dir() and read_progress(run_dir)[0] == 0:
+            clear_run(run_dir)
+            run_dir.rmdir()
+    except (OSError, ValueError):
+        pass  # not empty, or not ours to judge: leave it
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: damaged {what} ({error}); use --fresh to start the run over") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: damaged {what} (not a JSON object); use --fresh to start the run over")
+    return data
+
+
+def read_progress(run_dir) -> tuple[int, dict | None]:
+    """(epochs trained and backed up, the run record trimmed to them) of a run folder; (0, None) if new.
+
+    The backup (``backup/training_metadata.json``) is the truth: callbacks
+    write the record and ``history.csv`` before the backup, so after a kill
+    the record may hold one epoch more, which is dropped here. A run finished
+    by an earlier speechsep (which deleted its backup) counts its recorded epochs.
+    """
+    run_dir = Path(run_dir)
+    record_path, backup = run_dir / "run.json", run_dir / "backup" / "training_metadata.json"
+    record = _read_json(record_path, "run record") if record_path.is_file() else None
+    if backup.is_file():
+        try:
+            epochs = int(_read_json(backup, "training backup")["epoch"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{backup}: damaged training backup; use --fresh to start the run over") from None
+    elif record is not None and (run_dir / "last.keras").is_file():
+        epochs = int(record.get("epochs_done") or 0)
+    else:
+        epochs = 0
+    if record is not None:
+        record["history"] = {key: list(values)[:epochs] for key, values in (record.get("history") or {}).items()}
+    return epochs, record if epochs else None
+
+
+def check_resumable(run_dir, config: ExperimentConfig, stats: tuple[np.ndarray, np.ndarray]) -> None:
+    """Raise ``ValueError`` naming the field if ``run_dir`` holds a run that ``config`` and ``stats`` cannot resume."""
+    run_dir = Path(run_dir)
+    saved = ExperimentConfig.load(run_dir / "config.json")
+    changed = [field for field in config.to_json()
+               if field not in RESUMABLE_FIELDS and getattr(saved, field, None) != getattr(config, field)]
+    if changed:
+        details = "; ".join(f"{field} is {getattr(saved, field, None)!r} in the run, {getattr(config, field)!r} now"
+                            for field in changed)
+        raise ValueError(f"{run_dir} holds a run that cannot resume with these settings ({details}). "
+                         "Use the run's settings to resume it, --fresh to start over, or another --out")
+    if (run_dir / "stats.json").is_file():
+        saved_stats = _read_json(run_dir / "stats.json", "normalisation statistics")
+        same = all(np.allclose(np.asarray(saved_stats.get(key), np.float64), np.asarray(new, np.float64), rtol=1e-4)
+                   for key, new in zip(("mean", "std"), stats))
+        if not same:
+            raise ValueError(f"{run_dir} holds a run trained on other data (data: its normalisation statistics "
+                             "differ from this training data's). Use the run's data to resume it, --fresh to "
+                             "start over, or another --out")
+
+
+def _trim_csv(path: Path, epochs: int) -> None:
+    """Keep the header and the first ``epochs`` rows of ``history.csv`` (none: delete it)."""
+    if not path.is_file():
+        return
+    if epochs == 0:
+        path.unlink()
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) > epochs + 1:
+        atomic_write_text(path, "".join(lines[:epochs + 1]))
+
+
+def _best_val_loss(record: dict | None, run_dir: Path) -> float | None:
+    """The lowest validation loss of the recorded epochs, if ``best.keras`` holds it."""
+    losses = [v for v in ((record or {}).get("history") or {}).get("val_loss", []) if np.isfinite(v)]
+    return float(min(losses)) if losses and (run_dir / "best.keras").is_file() else None
+
+
+def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_data: tf.data.Dataset,
+          stats: tuple[np.ndarray, np.ndarray], data_description: dict, accuracy_chunks: int = 32,
+          long_train_data: tf.data.Dataset | None = None, fresh: bool = False,
+          train_input=None, long_train_input=None):
+    """Train ``config`` on the given pipelines (dict targets) and return (model, history dict).
+
+    ``long_train_data`` (chunks of ``config.long_chunk_frames``) replaces
+    ``train_data`` from epoch ``config.curriculum_epoch`` on.
+
+    A run folder that already holds epochs of this run is resumed after its
+    last backed-up epoch (its record, ``history.csv`` and ``best.keras``
+    continue), a complete one is returned without training, and one that
+    ``config`` cannot resume is refused (:func:`check_resumable`).
+    ``fresh`` deletes the folder's training state first (:func:`clear_run`).
+
+    Under ``--strategy multiworker`` every worker calls this: all read the
+    run folder (it must be one folder that every worker sees), only the chief
+    writes it; the others write into :func:`distribute.worker_dir`.
+    ``train_input`` (and ``long_train_input``), called as
+    ``train_input(batch_size, shard=InputShard)``, build one worker's part of
+    the training data (:class:`~speechsep.data.pipeline.InputShard`); without
+    them Keras splits ``train_data`` itself.
+    """
+    run_dir = Path(run_dir)
+    strategy = get_strategy(config.strategy)  # first: multiworker must exist before TensorFlow runs anything
+    chief, out = distribute.is_chief(), distribute.worker_dir(run_dir)  # out: where this process writes
+    with distribute.exit_if_peer_lost():
+        if fresh and chief:
+            clear_run(run_dir)
+        if not chief:
+            distribute.agree(strategy, 0, "the start")  # wait until the chief has cleared and trimmed run_dir
+        epochs_done, previous = read_progress(run_dir)
+        if epochs_done:
+            check_resumable(run_dir, config, stats)
+        if chief:
+            _trim_csv(run_dir / "history.csv", epochs_done)
+            distribute.agree(strategy, 0, "the start")
+        distribute.agree(strategy, epochs_done, f"the epochs backed up in {run_dir / 'backup'} (--out must be "
+                                                "one folder that every worker sees)")
+    if epochs_done >= config.epochs and (run_dir / "last.keras").is_file():
+        return _complete_run(config, run_dir, previous, epochs_done)
+    if epochs_done:
+        print(f"Resuming {run_dir} from epoch {epochs_done + 1} of {config.epochs}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
-    config.save(run_dir / "config.json")
+    config.save(out / "config.json")
     mean, std = stats
-    atomic_write_json(run_dir / "stats.json", {"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
-                                               "split": "train"})
+    atomic_write_json(out / "stats.json", {"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
+                                           "split": "train"})
     samples = {"": _sample_chunks(train_data, accuracy_chunks), "val_": _sample_chunks(valid_data, accuracy_chunks)}
-    pack = lambda features, targets: (features, packed_targets(targets, config.num_speakers))  # noqa: E731
+    pack = make_packer(config)
     train_fit, valid_fit = train_data.map(pack), valid_data.map(pack)
+    curriculum = None
+    if config.long_chunk_frames is not None:
+        if long_train_data is None:
+            raise ValueError(f"config.long_chunk_frames = {config.long_chunk_frames} needs long_train_data")
+        curriculum = ChunkCurriculum(config.curriculum_epoch)
+        train_fit = switch_datasets([train_fit, long_train_data.map(pack)], lambda: curriculum.stage)
     if config.steps_per_epoch:
         train_fit = train_fit.repeat()
+    steps_per_epoch = config.steps_per_epoch
+    if train_input is not None and distribute.is_multi_worker(strategy):
+        if not steps_per_epoch:  # the workers' parts differ in length: every epoch has a single process's steps
+            steps_per_epoch = int(train_data.cardinality())
+            if steps_per_epoch < 1:
+                raise ValueError("multi-worker training on data of unknown length needs --steps-per-epoch")
+        train_fit = strategy.distribute_datasets_from_function(
+            _worker_pipeline(config, pack, train_input, long_train_input, curriculum))
 
-    strategy = get_strategy(config.strategy)
     with strategy.scope():
         model = build_model(config)
         optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=config.clip_norm)
-        model.compile(optimizer=optimizer, loss=make_loss(config))
+        model.compile(optimizer=optimizer, loss=make_loss(config), loss_weights=make_loss_weights(config),
+                      jit_compile=config.jit_compile and distribute.supports_jit(strategy))
 
     record = {"config": config.to_json(), "seed": config.seed, "git_commit": git_commit(),
               "data": data_description, "strategy": type(strategy).__name__,
               "replicas": strategy.num_replicas_in_sync, "tensorflow": tf.__version__,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if previous is not None:  # resuming: the history, first start and wall time of the earlier sessions go on
+        record = {**previous, **record, "started": previous.get("started", record["started"])}
+    record.setdefault("sessions", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                              "first_epoch": epochs_done + 1, "git_commit": record["git_commit"]})
     callbacks = [
         SeparationAccuracy(config, samples),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=_best_val_loss(previous, run_dir)),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
-        RunRecord(run_dir / "run.json", record),
+        RunRecord(out / "run.json", record),
+        # last, so the record and history.csv never lag the backup; kept after training so that a
+        # finished run can be recognised and continued with more --epochs; all workers restore, the chief saves
+        distribute.ChiefBackupAndRestore(run_dir / "backup", chief, delete_checkpoint=False),
     ]
     if config.minutes:
         callbacks.append(WallClockBudget(config.minutes))
-    history = model.fit(train_fit, validation_data=valid_fit, epochs=config.epochs,
-                        steps_per_epoch=config.steps_per_epoch, callbacks=callbacks, verbose="auto")
-    model.save(run_dir / "last.keras")
-    if not (run_dir / "best.keras").is_file():
-        shutil.copyfile(run_dir / "last.keras", run_dir / "best.keras")
+    if config.lr_schedule != "constant" or config.warmup_steps:
+        callbacks.insert(1, LearningRateSchedule(config))  # before CSVLogger/RunRecord, which log learning_rate
+    if curriculum is not None:
+        callbacks.insert(0, curriculum)
+    with distribute.exit_if_peer_lost():
+        history = model.fit(train_fit, validation_data=valid_fit, epochs=config.epochs,
+                            steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=progress_verbosity(),
+                            shuffle=False)  # the pipelines shuffle; Keras would only warn
+    model.save(out / "last.keras")
+    if not (out / "best.keras").is_file():
+        shutil.copyfile(out / "last.keras", out / "best.keras")
+    with distribute.exit_if_peer_lost():
+        distribute.agree(strategy, 0, "the end")  # the chief's checkpoints are complete: all may evaluate them
     return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def _worker_pipeline(config: ExperimentConfig, pack, train_input, long_train_input, curriculum):
+    """The dataset function of multi-worker training: one worker's part of the training data, batched per replica.
+
+    Endless (``.repeat()``): the parts differ in length, so ``steps_per_epoch`` ends each epoch on every worker
+    at the same step.
+    """
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        shard = InputShard.of(context)
+        data = train_input(context.get_per_replica_batch_size(config.batch_size), shard=shard).map(pack)
+        if curriculum is not None:
+            long = long_train_input(context.get_per_replica_batch_size(config.long_batch_size), shard=shard)
+            data = switch_datasets([data, long.map(pack)], lambda: curriculum.stage)
+        return data.repeat()
+
+    return dataset_fn
+
+
+def progress_verbosity() -> int:
+    """Keras ``verbose``: a progress bar on a terminal or notebook, else one line per epoch."""
+    return 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
+
+
+def _complete_run(config: ExperimentConfig, run_dir: Path, record: dict | None, epochs_done: int):
+    """A finished run: say so and return its last model and whole history without training."""
+    from speechsep.nn.models import load_model
+
+    saved = ExperimentConfig.load(run_dir / "config.json")
+    config = config.replace(epochs=saved.epochs, minutes=saved.minutes, strategy=saved.strategy)
+    chief = distribute.is_chief()
+    if chief:
+        config.save(run_dir / "config.json")  # only test-time choices (e.g. --clusterer) can differ
+    best = f", best epoch {record['best_epoch']}" if record and record.get("best_epoch") else ""
+    print(f"{run_dir} is complete ({epochs_done} epochs{best}): nothing to train. "
+          "Pass a larger --epochs to continue it or --fresh to start over.", flush=True)
+    if record is not None and chief:
+        record["config"] = config.to_json()
+        atomic_write_json(run_dir / "run.json", record)
+    return load_model(run_dir / "last.keras"), (record or {}).get("history", {})
 
 
 def history_from_run(run_dir) -> dict:

@@ -1,0 +1,88 @@
+"""The benchmark code behind the README's numbers, on the toy corpus and the tiny trained runs (seconds each)."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from speechsep.bench import quality
+from speechsep.bench.__main__ import main as bench_main
+from speechsep.config import ExperimentConfig
+from speechsep.data import testset
+from speechsep.experiments import EXPERIMENTS, comparison_rows
+from speechsep.training.runner import ExperimentRun
+
+
+def test_bench_data_row_is_consistent_and_the_scratch_dataset_is_deleted(tmp_path, capsys):
+    row = bench_main(["data", "--corpus", "toy", "--mixtures", "10", "--shard-size", "5", "--quiet",
+                      "--scratch", str(tmp_path)])
+    assert (row["corpus"], row["mixtures"]) == ("toy", 10)
+    assert row["mixtures_per_second"] == pytest.approx(row["mixtures"] / row["seconds"])
+    assert row["disk_mb"] > 0 and row["peak_rss_mb"] > 0
+    assert not any(tmp_path.iterdir())
+    assert f"{row['mixtures_per_second']:.1f}" in capsys.readouterr().out  # the printed table shows the row
+
+
+@pytest.mark.slow  # uses trained_runs
+def test_bench_separate_times_every_readout_of_a_run(trained_runs, capsys):
+    rows = bench_main(["separate", "--model", str(trained_runs / "deepclustering"), "--corpus", "toy",
+                       "--repeats", "1"])
+    assert [row["readout"] for row in rows] == ["kmeans", "meanshift"]
+    for row in rows:
+        assert row["model"] == "deepclustering" and row["seconds"] > 0
+        assert row["rtf"] == pytest.approx(row["seconds"] / 3.0)  # a 3 s mixture (toy utterances joined)
+    (mask_row,) = bench_main(["separate", "--model", str(trained_runs / "feedforward"), "--corpus", "toy",
+                              "--repeats", "1"])
+    assert mask_row["readout"] == "mask"
+
+
+@pytest.mark.slow  # uses trained_runs
+def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
+    rows = bench_main(["meanshift", "--model", str(trained_runs / "deepclustering"), "--corpus", "toy",
+                       "--mixtures", "2", "--bandwidths", "0.1", "0.2", "--min-fractions", "0.1"])
+    assert [(row["bandwidth"], row["min_cluster_fraction"]) for row in rows] == [(0.1, 0.1), (0.2, 0.1)]
+    for row in rows:
+        counts = {key: value for key, value in row.items() if key.endswith("-spk")}
+        assert "valid 2-spk" in counts and "test 2-spk" in counts
+        assert all(value in (0.0, 0.5, 1.0) for value in counts.values())  # right on 0, 1 or 2 of 2 mixtures
+        assert row["ms_per_3s"] > 0
+
+
+def test_quality_reuses_the_dc_network_only_for_readout_rows():
+    reused = {name for name in comparison_rows() if quality.reuses_dc_network(name)}
+    assert reused == {"bidiloss", "meanshift"}  # the README: these two only read the network out differently
+    for name in reused:
+        experiment, changes = comparison_rows()[name]
+        assert experiment.model == EXPERIMENTS[quality.DC_NETWORK_ROW].model and not changes
+
+
+@pytest.mark.parametrize("budget", ["mask", "dc"])
+def test_quality_training_argv_is_accepted_and_sets_the_budget(budget, tmp_path):
+    args = argparse.Namespace(timit="corpus-folder", dc_minutes=30.0, mask_minutes=4.0, steps_per_epoch=150,
+                              test_mixtures=100, seed=3)  # the defaults of `bench quality`, another seed
+    experiment = next(e for e in EXPERIMENTS.values() if e.budget == budget)
+    run = ExperimentRun(experiment.name, None, None, quality.training_argv(args, budget, tmp_path / "run"))
+    config = run.config
+    assert config.minutes == (30.0 if budget == "dc" else 4.0)
+    assert config.dynamic_mixing and config.steps_per_epoch == 150 and config.seed == 3
+    assert run.args.timit == "corpus-folder" and run.args.test_mixtures == 100
+    assert run.out == (tmp_path / "run").resolve()
+
+
+@pytest.mark.slow  # uses trained_runs
+def test_quality_reuse_dc_network_scores_another_readout(trained_runs, toy_dataset, tmp_path):
+    test = testset.from_dataset(toy_dataset, 2)
+    results = quality.reuse_dc_network(trained_runs / "deepclustering", tmp_path / "meanshift", "meanshift",
+                                       "meanshift", test.records, test.speakers)
+    assert json.loads((tmp_path / "meanshift" / "results.json").read_text()) == json.loads(json.dumps(results))
+    config = ExperimentConfig.load(tmp_path / "meanshift" / "config.json")
+    trained = ExperimentConfig.load(trained_runs / "deepclustering" / "config.json")
+    assert config == trained.replace(experiment="meanshift", readout="meanshift")  # only the readout changed
+    overall = results["overall"]
+    assert overall["mixtures"] == 2 and 0 <= overall["speaker_count_accuracy"] <= 1
+    for key in ("snr_improvement", "si_sdr_improvement", "sdr_improvement", "accuracy_pit"):
+        assert np.isfinite(overall[key]["mean"]), key
+    with pytest.raises(ValueError, match="train the deepclustering row first"):
+        quality.reuse_dc_network(tmp_path / "missing", tmp_path / "bidiloss", "bidiloss", "pca_sign",
+                                 test.records, test.speakers)
