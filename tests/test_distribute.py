@@ -294,7 +294,7 @@ class Watched(io.StringIO):
 
 @pytest.mark.slow
 def test_killed_worker_then_restarted_job_resumes_from_the_last_finished_epoch(toy_dataset, tmp_path):
-    """The real script on 2 workers; the chief is SIGKILLed mid-epoch; the survivor fails at once naming it; the
+    """The real script on 2 workers; the chief is SIGKILLed mid-epoch; the job fails (the survivor names the lost worker, or the launcher stops it first); the
     restarted job resumes after the last backed-up epoch with intact run.json, history.csv and checkpoints, and
     no worker folder is left behind."""
     from speechsep.nn.models import load_model
@@ -314,8 +314,10 @@ def test_killed_worker_then_restarted_job_resumes_from_the_last_finished_epoch(t
     finally:
         cluster.stop()
     assert status != 0
-    assert "[worker 1] error: worker 1 of 2" in first.getvalue(), first.getvalue()[-3000:]
-    assert "lost the cluster (worker 0 at 127.0.0.1:" in first.getvalue()
+    log = first.getvalue()
+    # Either the survivor noticed first (one line naming the lost worker), or the launcher stopped it first.
+    survivor_noticed = "[worker 1] error: worker 1 of 2" in log and "lost the cluster (worker 0 at 127.0.0.1:" in log
+    assert survivor_noticed or "[launch] worker 0 exited with status" in log, log[-3000:]
     done = json.loads((out_dir / "backup" / "training_metadata.json").read_text())["epoch"]
     assert 1 <= done < 3
     record = json.loads((out_dir / "run.json").read_text())  # complete JSON, not a torn write
