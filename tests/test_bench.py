@@ -59,14 +59,16 @@ def test_quality_reuses_the_dc_network_only_for_readout_rows():
 
 @pytest.mark.parametrize("budget", ["mask", "dc"])
 def test_quality_training_argv_is_accepted_and_sets_the_budget(budget, tmp_path):
-    args = argparse.Namespace(timit="corpus-folder", dc_minutes=30.0, mask_minutes=4.0, steps_per_epoch=150,
-                              test_mixtures=100, seed=3)  # the defaults of `bench quality`, another seed
+    args = argparse.Namespace(timit="corpus-folder", corpus_root=["more-a", "more-b"], dc_minutes=30.0,
+                              mask_minutes=4.0, steps_per_epoch=150, test_mixtures=100,
+                              seed=3)  # the defaults of `bench quality`, another seed, two extra corpora
     experiment = next(e for e in EXPERIMENTS.values() if e.budget == budget)
     run = ExperimentRun(experiment.name, None, None, quality.training_argv(args, budget, tmp_path / "run"))
     config = run.config
     assert config.minutes == (30.0 if budget == "dc" else 4.0)
     assert config.dynamic_mixing and config.steps_per_epoch == 150 and config.seed == 3
     assert run.args.timit == "corpus-folder" and run.args.test_mixtures == 100
+    assert run.args.corpus_root == ["more-a", "more-b"]  # every row trains on every corpus
     assert run.out == (tmp_path / "run").resolve()
 
 

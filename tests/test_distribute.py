@@ -294,9 +294,9 @@ class Watched(io.StringIO):
 
 @pytest.mark.slow
 def test_killed_worker_then_restarted_job_resumes_from_the_last_finished_epoch(toy_dataset, tmp_path):
-    """The real script on 2 workers; the chief is SIGKILLed mid-epoch; the job fails (the survivor names the lost worker, or the launcher stops it first); the
-    restarted job resumes after the last backed-up epoch with intact run.json, history.csv and checkpoints, and
-    no worker folder is left behind."""
+    """The real script on 2 workers; the chief is SIGKILLed mid-epoch; the job fails (the survivor names the
+    lost worker, or the launcher stops it first); the restarted job resumes after the last backed-up epoch with
+    intact run.json, history.csv and checkpoints, and no worker folder is left behind."""
     from speechsep.nn.models import load_model
 
     out_dir, scratch = tmp_path / "run", tmp_path / "tmp"

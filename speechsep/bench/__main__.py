@@ -47,7 +47,12 @@ def main(argv=None):
     meanshift.add_argument("--min-fractions", type=float, nargs="+", default=[0.05, 0.1, 0.15],
                            help="minimum cluster sizes to try, as a fraction of the active bins")
     quality = commands.add_parser("quality", help="train all experiments, evaluate with the oracles")
-    quality.add_argument("--timit", default=SHARED_SAMPLE, help=f"corpus folder (default {SHARED_SAMPLE})")
+    quality.add_argument("--timit", default=SHARED_SAMPLE,
+                         help=f"corpus folder; its test speakers give the table's test mixtures (default {SHARED_SAMPLE})")
+    quality.add_argument("--corpus-root", metavar="PATH", action="append", default=None,
+                         help="more training corpora (repeatable; e.g. ../shared/data/librispeech-sample): every row "
+                              "trains on the training speakers of --timit and of these; the table stays on --timit's "
+                              "test mixtures")
     quality.add_argument("--out", default=QUALITY_DIR, help=f"folder of the run folders (default {QUALITY_DIR})")
     quality.add_argument("--dc-minutes", type=float, default=30.0, help="budget of the deep-clustering network")
     quality.add_argument("--mask-minutes", type=float, default=4.0, help="budget of each mask network")

@@ -16,6 +16,7 @@ and figure (``Pictures/make_pictures.py --runs <out>``) never include them.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -111,7 +112,8 @@ def reuse_network(source_run: Path, run_dir: Path, config_changes: dict, records
 def training_argv(args, budget: str, run_dir: Path) -> list[str]:
     """The command line every trained row gets: dynamic mixing under its wall-clock budget."""
     minutes = args.dc_minutes if budget == "dc" else args.mask_minutes
-    return ["--timit", args.timit, "--dynamic-mixing", "--minutes", str(minutes), "--epochs", "1000",
+    roots = [option for root in (getattr(args, "corpus_root", None) or ()) for option in ("--corpus-root", root)]
+    return ["--timit", args.timit, *roots, "--dynamic-mixing", "--minutes", str(minutes), "--epochs", "1000",
             "--steps-per-epoch", str(args.steps_per_epoch), "--test-mixtures", str(args.test_mixtures),
             "--seed", str(args.seed), "--out", str(run_dir)]
 
@@ -128,7 +130,8 @@ def bench_quality(args) -> dict:
     unknown = sorted(set(args.only or ()) - set(rows))
     if unknown:
         raise ValueError(f"--only: unknown row(s) {unknown}; known: {', '.join(rows)}")
-    test = testset.from_corpus(corpus_from_args(args), args.test_mixtures, args.seed)
+    timit_only = argparse.Namespace(**{**vars(args), "corpus_root": None})  # the table's test mixtures: --timit's
+    test = testset.from_corpus(corpus_from_args(timit_only), args.test_mixtures, args.seed)
     summaries, candidates = {}, {}
     for name in training_order(rows):
         experiment, changes = rows[name]
