@@ -269,7 +269,7 @@ def test_learning_rate_schedule_drives_the_optimizer_in_fit():
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     model.compile(optimizer=keras.optimizers.SGD(config.learning_rate), loss="mse")
     data = tf.data.Dataset.from_tensor_slices((np.ones((6, 2), np.float32), np.ones((6, 1), np.float32))).batch(2)
-    history = model.fit(data.repeat(), epochs=4, steps_per_epoch=3, verbose=0,
+    history = model.fit(data.repeat(), epochs=4, steps_per_epoch=3, verbose=0, shuffle=False,
                         callbacks=[LearningRateSchedule(config)]).history
     expected = [0.1 * 0.5 * (1 + np.cos(np.pi * (epoch + 2 / 3) / 4)) for epoch in range(4)]  # last batch's rate
     np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-5)
