@@ -394,6 +394,10 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
     if config.steps_per_epoch:
         train_fit = train_fit.repeat()
     steps_per_epoch = config.steps_per_epoch
+    if curriculum is not None and not steps_per_epoch and int(train_data.cardinality()) > 0:
+        # long chunks make fewer batches of a finite split: every epoch takes the short stage's steps
+        steps_per_epoch = int(train_data.cardinality())
+        train_fit = train_fit.repeat()
     if train_input is not None and distribute.is_multi_worker(strategy):
         if not steps_per_epoch:  # the workers' parts differ in length: every epoch has a single process's steps
             steps_per_epoch = int(train_data.cardinality())
