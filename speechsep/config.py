@@ -30,7 +30,7 @@ LEGACY_DEFAULTS = {"recurrent": "keras"}
 class ExperimentConfig:
     """Everything that defines a training run.
 
-    ``model`` picks the registry entry (:mod:`speechsep.models`), ``loss`` the
+    ``model`` picks the registry entry (:mod:`speechsep.nn.models`), ``loss`` the
     objective (``mse``: MSE against the source-1 IBM; ``pit``: utterance-level
     permutation-invariant MSE; ``dc``: the deep-clustering loss) and
     ``readout`` how masks are read at test time (``mask``: the network's mask;

@@ -1,4 +1,4 @@
-"""Tests of speechsep.cluster (k-means, spherical mean-shift, PCA sign split)."""
+"""Tests of speechsep.separation.cluster (k-means, spherical mean-shift, PCA sign split)."""
 
 import numpy as np
 import pytest

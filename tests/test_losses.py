@@ -1,4 +1,4 @@
-"""Tests of speechsep.losses (deep clustering loss, mask MSE, uPIT)."""
+"""Tests of speechsep.nn.losses (deep clustering loss, mask MSE, uPIT)."""
 
 import keras
 import numpy as np

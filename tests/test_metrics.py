@@ -1,4 +1,4 @@
-"""Tests for speechsep.metrics (numpy only; each test runs in well under a second)."""
+"""Tests for speechsep.eval.metrics (numpy only; each test runs in well under a second)."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""Tests for speechsep.plots: every helper returns a Figure with the right axes, units and content."""
+"""Tests for speechsep.figures.plots: every helper returns a Figure with the right axes, units and content."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for speechsep.schematics: flow charts drawn from the real models, folder tree, PNG output."""
+"""Tests for speechsep.figures.schematics: flow charts drawn from the real models, folder tree, PNG output."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Speaker-disjoint splits and multi-talker mixture records.
 
 The record schema (what every shard holds, and what dynamic mixing yields) is
-documented in :mod:`speechsep.shards`.
+documented in :mod:`speechsep.data.shards`.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def change_speed(waveform: np.ndarray, factor: float) -> np.ndarray:
 
 
 def make_record(sources: np.ndarray, utterances: list[Utterance], levels_db: list[float]) -> dict:
-    """Build the documented record (see :mod:`speechsep.shards`) from sources [C, T]."""
+    """Build the documented record (see :mod:`speechsep.data.shards`) from sources [C, T]."""
     mixture = sources.sum(axis=0).astype(np.float32)  # [T]
     mixture_spectrum = signal.stft(mixture)  # [frames, bins]
     source_spectra = signal.stft(sources)  # [C, frames, bins]

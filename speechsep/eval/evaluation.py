@@ -2,7 +2,7 @@
 
 Metric conventions: SNR, SI-SDR, SDR/SIR/SAR and STOI are computed on the
 waveforms (they do NOT weight out silent bins) as improvements over the
-unprocessed mixture, with the permutation solved (:mod:`speechsep.metrics`).
+unprocessed mixture, with the permutation solved (:mod:`speechsep.eval.metrics`).
 The two bin accuracies DO weight out silent bins (active bins only).
 """
 

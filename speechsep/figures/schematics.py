@@ -3,7 +3,7 @@
 * :func:`experiment_flow` draws the processing chain of one experiment of
   :data:`speechsep.experiments.EXPERIMENTS`, left to right. The network part
   is NOT hand-written: the real Keras model is built with
-  :func:`speechsep.models.build_model` and one box is drawn per layer of
+  :func:`speechsep.nn.models.build_model` and one box is drawn per layer of
   ``model.layers`` (class, units/activation, output shape, parameters), and the
   signal-processing boxes read their numbers from :mod:`speechsep.signal`.
   The training loss hangs off the network output as a dashed "training only"
@@ -15,7 +15,7 @@
 * :func:`write_all` writes the five flow PNGs (:data:`FLOW_FIGURES`) and
   ``FolderStructure.png``.
 
-Like :mod:`speechsep.plots`, every function returns a
+Like :mod:`speechsep.figures.plots`, every function returns a
 :class:`matplotlib.figure.Figure` (no pyplot), and nothing runs at import
 time; TensorFlow/Keras are imported only when a flow figure is built. The
 schematics are laid out in figure inches (one axes covering the figure,
@@ -54,7 +54,7 @@ FOLDER_FIGURE = "FolderStructure.png"
 # Stage kinds -> (fill, edge, legend label).
 STAGE_STYLES = {
     "signal": ("#dbe9f6", "#2b6a9e", "signal processing"),
-    "layer": ("#fde7c8", "#c46d10", "network layer (built by speechsep.models)"),
+    "layer": ("#fde7c8", "#c46d10", "network layer (built by speechsep.nn.models)"),
     "loss": ("#f7d4d4", "#b03030", "training loss"),
     "readout": ("#d8efd6", "#2f7d32", "readout (inference)"),
 }
@@ -73,7 +73,7 @@ READOUT_LABELS = {
     "mask_head": ("Chimera++ mask head\n(softmax over sources)", "C masks [T, {F}]"),
 }
 
-# The accepted corpus layouts, spelled as in the speechsep.corpus docstring (tested).
+# The accepted corpus layouts, as speechsep.data.corpus discovers them.
 LAYOUT_PATTERNS = {
     "ldc": "TRAIN|TEST/DR1..DR8/<SPEAKER>/<UTT>.WAV",
     "nltk-sample": "drN-<speaker>/<utt>.wav",
@@ -440,7 +440,7 @@ def _panel_width(heading: str, subheading: str, body: list[str], body_font: Font
 
 
 def folder_structure() -> Figure:
-    """Tree diagram of the corpus layouts :mod:`speechsep.corpus` accepts, and the resolution order."""
+    """Tree diagram of the corpus layouts :mod:`speechsep.data.corpus` accepts, and the resolution order."""
     tree_font = _font(10.5, family=_MONO)
     list_font = _font(10.5)
     panels = {
@@ -471,7 +471,7 @@ def folder_structure() -> Figure:
     height = title_h + top_h + gap + resolution_h + margin
 
     figure, ax = _canvas(width, height)
-    ax.text(width / 2, height - 0.38, "Corpus folders the data generator accepts (speechsep.corpus)",
+    ax.text(width / 2, height - 0.38, "Corpus folders the data generator accepts (speechsep.data)",
             fontproperties=_font(15, "bold"), ha="center", va="center", color=_TEXT)
     y = height - title_h
     _text_panel(ax, margin, y, left_w, *panels["ldc"], tree_font, "signal", min_height=top_h)

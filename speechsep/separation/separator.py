@@ -7,7 +7,7 @@ Readouts (``ExperimentConfig.readout``):
 * ``pca_sign``: sign of the first principal component of the embeddings of
   the active bins (the original "loss alone, no clustering" experiment);
 * ``kmeans`` / ``meanshift``: clustering of the embeddings of the active bins
-  (:mod:`speechsep.cluster`), every bin assigned to its nearest centre (binary
+  (:mod:`speechsep.separation.cluster`), every bin assigned to its nearest centre (binary
   masks), or with ``config.soft_mask_beta`` soft masks from the posteriors
   ``p(c|v) ∝ exp(β·vᵀμ_c)`` (labels stay the nearest centre);
 * ``mask_head``: the C masks of a Chimera++ network's mask head (its
