@@ -19,8 +19,8 @@ from pathlib import Path
 from speechsep.config import DC_READOUTS
 from speechsep.data.corpus import Corpus, CorpusError
 from speechsep.data.mixing import MixingConfig
-from speechsep.data.shards import (DatasetConfig, ShardError, dataset_summary, read_index, verify_dataset,
-                                   write_dataset)
+from speechsep.data.shards import (DatasetConfig, ShardError, built_with, dataset_summary, read_index,
+                                   verify_dataset, write_dataset)
 from speechsep.data.sources import CORPUS_SOURCES, find_corpus
 
 DEFAULT_CROP_SECONDS = 4.0  # training mixtures: random crops of this length (--crop-seconds)
@@ -128,8 +128,8 @@ def build_dataset(corpus: Corpus, config: DatasetConfig, out_dir, overwrite: boo
     index = None
     if (out_dir / "index.json").is_file() and not overwrite:
         index = read_index(out_dir)
-    if index is not None and index.get("complete") and _same_config(index, config) \
-            and (index.get("corpus") or {}).get("root") == corpus.root:
+    if index is not None and index.get("complete") and built_with(index, config, corpus.root,
+                                                                  out_dir / "index.json"):
         try:
             verify_dataset(out_dir)
             print(f"Reusing dataset {out_dir}", flush=True)
@@ -145,14 +145,6 @@ def build_dataset(corpus: Corpus, config: DatasetConfig, out_dir, overwrite: boo
         print(f"Skipped {len(corpus.skipped)} unusable file(s); listed in {out_dir / 'index.json'}")
     print(dataset_summary(out_dir))
     return out_dir
-
-
-def _same_config(index: dict, config: DatasetConfig) -> bool:
-    """Whether a dataset index was written with ``config`` (fields added since then take their defaults)."""
-    try:
-        return DatasetConfig.from_json(index["config"]).to_json() == config.to_json()
-    except (TypeError, KeyError, ValueError):
-        return False
 
 
 def describe_corpus(corpus: Corpus) -> str:

@@ -270,6 +270,12 @@ def _normalised(stored_config: dict, index_path: Path) -> dict:
         raise ShardError(f"{index_path}: unreadable dataset config ({error})") from None
 
 
+def built_with(index: dict, config: DatasetConfig, corpus_root: str, index_path) -> bool:
+    """Whether the dataset of ``index`` was built from ``corpus_root`` with ``config`` (normalised)."""
+    return (_normalised(index["config"], Path(index_path)) == config.to_json()
+            and (index.get("corpus") or {}).get("root") == corpus_root)
+
+
 def write_dataset(
     corpus: Corpus, out_dir, config: DatasetConfig, overwrite: bool = False, progress: bool = True,
     stop_after_shards: int | None = None,
@@ -285,8 +291,7 @@ def write_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     index_path = out_dir / INDEX_NAME
     existing = read_index(out_dir) if index_path.exists() and not overwrite else None
-    if existing is not None and (_normalised(existing["config"], index_path) != config.to_json()
-                                 or existing["corpus"]["root"] != corpus.root):
+    if existing is not None and not built_with(existing, config, corpus.root, index_path):
         raise ShardError(
             f"{index_path}: the folder holds a dataset built with a different config or corpus; "
             "use --overwrite or another --out"
