@@ -274,10 +274,10 @@ class ExperimentRun:
             print(f"Corpus: {describe_corpus(corpus)}", flush=True)
             mixing = MixingConfig(num_speakers=config.num_speakers, seed=config.seed)
             train_mixing = dataclasses.replace(mixing, speed_range=tuple(args.speed_perturb),
-                                               crop_seconds=args.crop_seconds or None)
+                                               crop_seconds=args.crop_seconds or None,
+                                               level_range_db=tuple(args.train_level_range))
             splits = split_speakers(corpus, seed=config.seed, min_speakers=config.num_speakers)
             mean, std = pipeline.estimate_stats(corpus, splits["train"], mixing)
-            train_mixing = dataclasses.replace(train_mixing, level_range_db=tuple(args.train_level_range))
             train_input = functools.partial(pipeline.make_dynamic_dataset, corpus, splits["train"], train_mixing,
                                             mean, std, chunk_frames=config.chunk_frames, seed=config.seed,
                                             mask_target=config.mask_target)
@@ -295,8 +295,9 @@ class ExperimentRun:
             test = testset.from_corpus(corpus, args.test_mixtures, config.seed, config.num_speakers)
             description = {"dynamic_mixing": True, "corpus": corpus.summary(), "splits": splits,
                            "train_speed_range": list(train_mixing.speed_range),
-                           "train_crop_seconds": train_mixing.crop_seconds, **split_composition(corpus, splits)}
-            description["train_level_range_db"] = list(train_mixing.level_range_db)
+                           "train_crop_seconds": train_mixing.crop_seconds,
+                           "train_level_range_db": list(train_mixing.level_range_db),
+                           **split_composition(corpus, splits)}
             self.data = ExperimentData(train, valid, (mean, std), test.records, description, long_train,
                                        train_input, long_train_input)
             return self.data
