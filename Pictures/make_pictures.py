@@ -42,7 +42,7 @@ def make_pictures(args) -> dict:
         args.seed = seeds.pop()
     test = test_set_from_args(args, args.speakers)
     out = Path(args.out)
-    summaries = compare(runs, test.records, test.speakers, out)
+    summaries = compare(runs, test.records, test.speakers, out, test_corpus=test.corpus)
     if not args.no_schematics:
         write_all(out)
     print((out / "results.md").read_text())

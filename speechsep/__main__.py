@@ -53,7 +53,7 @@ def evaluate_command(args) -> dict:
         if args.seed is None:
             args.seed = separator.config.seed  # the split the run was trained with
         test = test_set_from_args(args, args.speakers or separator.config.num_speakers)
-        evaluation.check_unseen(run_dir, test.speakers)
+        evaluation.check_unseen(run_dir, test.speakers, test.corpus)
         readout = args.clusterer or separator.config.readout
         separate = evaluation.model_separate(separator, readout)
         name = f"{separator.config.experiment}-{readout}"

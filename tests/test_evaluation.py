@@ -1,5 +1,7 @@
 """Regression: the oracle scores of one fixed toy mixture (catches silent changes to STFT, masks or metrics)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,22 @@ def test_comparison_figure_and_table_follow_the_study_order():
     assert [row["method"] for row in compare.bar_rows(summaries)] == study  # the bars, left to right
     table = compare.tables_markdown(summaries, "header")
     assert sorted(study, key=lambda name: table.index(f"| {name} |")) == study
+
+
+def test_check_unseen_matches_speakers_across_single_and_combined_corpora(tmp_path):
+    def run_trained_on(corpus_name, speakers):
+        run = tmp_path / corpus_name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"data": {"corpus": {"name": corpus_name},
+                                                           "splits": {"train": speakers}}}))
+        return run
+
+    combined = run_trained_on("timit+libri", ["timit:FALK0", "libri:19"])
+    with pytest.raises(ValueError, match="FALK0"):
+        evaluation.check_unseen(combined, ["FALK0", "MADC0"], "timit")  # a TIMIT-only test set
+    evaluation.check_unseen(combined, ["FALK0"], "libri")  # another corpus' speaker of the same id
+    evaluation.check_unseen(combined, ["timit:MADC0"], "timit+libri")
+    single = run_trained_on("timit", ["FALK0"])
+    with pytest.raises(ValueError, match="timit:FALK0"):
+        evaluation.check_unseen(single, ["timit:FALK0", "libri:19"], "timit+libri")  # a combined test set
+    evaluation.check_unseen(single, ["libri:FALK0"], "timit+libri")

@@ -2,12 +2,13 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
 from conftest import TINY_SIZES
 from speechsep.config import MODEL_KINDS, ExperimentConfig
-from speechsep.nn.models import MODELS, build_model, load_model
+from speechsep.nn.models import MODELS, build_model, inference_function, load_model, padded_length
 from speechsep.separation.separator import Separator, batch_accuracies, bin_accuracy, read_masks
 from speechsep.training.trainer import get_strategy, make_loss
 
@@ -31,6 +32,31 @@ def test_shapes_for_every_model_kind(kind):
         else:
             assert output.shape == (2, frames, 129)
             assert output.min() >= 0 and output.max() <= 1
+
+
+@pytest.mark.parametrize("changes", [dict(model="dc", mask_head=True), dict(model="lstm"),
+                                     dict(model="dc", recurrent="keras")])
+def test_xla_forward_pads_to_a_bucket_and_equals_the_graph_forward(changes):
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny(**changes))
+    graph, xla = inference_function(model, jit_compile=False), inference_function(model, jit_compile=True)
+    for batch, frames in ((1, 37), (2, 301)):  # padded to 40 and 320 frames, the rest masked
+        features = np.random.default_rng(frames).standard_normal((batch, frames, 129)).astype(np.float32)
+        expected, got = graph(features), xla(features)
+        for key in (expected if isinstance(expected, dict) else [None]):
+            want, have = (expected[key], got[key]) if key else (expected, got)
+            assert have.shape == want.shape and have.shape[:2] == (batch, frames)
+            np.testing.assert_allclose(have, want, atol=1e-4)  # unit-normalising D = 4 amplifies rounding
+
+
+def test_padded_length_buckets():
+    lengths = np.arange(1, 3000)
+    padded = np.array([padded_length(int(n)) for n in lengths])
+    assert (padded >= lengths).all() and (padded - lengths < np.maximum(0.25 * lengths, 16)).all()
+    assert len(set(padded[(lengths >= 250) & (lengths <= 750)])) <= 8  # 2 to 6 s compile a handful of shapes
+    assert padded_length(375) == 384 and padded_length(384) == 384
+    with pytest.raises(ValueError, match="n_frames"):
+        padded_length(0)
 
 
 @pytest.mark.parametrize("kind", ["feedforward", "blstm", "dc"])

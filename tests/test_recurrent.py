@@ -82,6 +82,28 @@ def test_inside_tf_function_variable_length_and_batch(bidirectional):
         np.testing.assert_allclose(f_fast(x).numpy(), f_stock(x).numpy(), atol=ATOL)
 
 
+@pytest.mark.parametrize("layer_kind", ["forward", "backwards", "bidirectional"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_right_padding_under_a_mask_gives_each_rows_unpadded_outputs(layer_kind, return_sequences):
+    rng = np.random.default_rng(6)
+    if layer_kind == "bidirectional":
+        layer = FastBidirectionalLSTM(H, return_sequences=return_sequences)
+    else:
+        layer = FastLSTM(H, go_backwards=layer_kind == "backwards", return_sequences=return_sequences)
+    lengths = [T, 4, 1]
+    x = rng.standard_normal((B, T, F)).astype("float32")
+    mask = np.arange(T)[None, :] < np.asarray(lengths)[:, None]  # [B, T] valid prefixes
+    padded = np.where(mask[..., None], x, 5.0).astype("float32")  # padding that would change any state
+    layer(padded)
+    layer.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype("float32") for w in layer.get_weights()])
+    masked = layer(padded, mask=mask).numpy()
+    for row, length in enumerate(lengths):
+        alone = layer(x[row:row + 1, :length]).numpy()[0]
+        np.testing.assert_allclose(masked[row, :length] if return_sequences else masked[row], alone, atol=ATOL)
+    assert not np.allclose(layer(padded).numpy()[1, :4] if return_sequences else layer(padded).numpy()[1],
+                           layer(x[1:2, :4]).numpy()[0], atol=1e-3) or layer_kind == "forward"
+
+
 def test_go_backwards_matches_stock():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((B, T, F)).astype("float32")

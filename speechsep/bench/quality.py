@@ -144,8 +144,11 @@ def bench_quality(args) -> dict:
             config = row_config(name, rows, argv)
             reuse_network(row_dir(out, source), run_dir, {key: getattr(config, key) for key in READOUT_FIELDS},
                           test.records, test.speakers, source)
-        elif due:
-            ExperimentRun(experiment.name, None, changes, argv).run_all()
+        elif due:  # trained on --timit and every --corpus-root, scored on the table's mixtures (--timit's)
+            run = ExperimentRun(experiment.name, None, changes, argv)
+            run.train()
+            run.use_test_set(test)
+            run.run_all()
         if (run_dir / "results.json").is_file():  # rows trained earlier (e.g. another --only) are reported too
             (candidates if is_candidate(name) else summaries)[name] = json.loads((run_dir / "results.json").read_text())
     summaries.update(oracle_summaries(test.records))

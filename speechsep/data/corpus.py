@@ -247,6 +247,18 @@ def _librispeech_corpus(root: Path, name: str | None, check_files: bool) -> Corp
 NAMESPACE_SEPARATOR = ":"  # combined speaker ids are "<corpus name>:<speaker id>"
 
 
+def qualified_speaker(speaker: str, corpus_name: str | None) -> str:
+    """``"<corpus name>:<id>"`` for a speaker id of the corpus ``corpus_name``; combined ids are already so.
+
+    The one form in which the speakers of a single corpus and of a combined
+    one compare (``FALK0`` of ``timit-sample`` is ``timit-sample:FALK0`` in
+    any combination).
+    """
+    if NAMESPACE_SEPARATOR in speaker or not corpus_name:
+        return speaker
+    return f"{corpus_name}{NAMESPACE_SEPARATOR}{speaker}"
+
+
 def combine_corpora(corpora: list[Corpus]) -> Corpus:
     """One corpus made of several: speaker ids and utterance keys become ``"<corpus name>:<id>"``.
 

@@ -29,6 +29,7 @@ class TestSet:
     records: list[dict]
     speakers: list[str]
     description: str
+    corpus: str | None = None  # the name of the corpus the speaker ids belong to (None: unknown)
 
 
 def draw_mixtures(corpus: Corpus, speakers: list[str], mixing: MixingConfig, count: int,
@@ -50,11 +51,12 @@ def from_corpus(corpus: Corpus, count: int = 100, seed: int = 0, num_speakers: i
     speakers = split_speakers(corpus, seed=seed, min_speakers=num_speakers)[split]
     records = draw_mixtures(corpus, speakers, mixing, count)
     return TestSet(records, speakers, f"{count} mixtures of the {len(speakers)} {split} speakers of "
-                                      f"{corpus.name} (seed {seed})")
+                                      f"{corpus.name} (seed {seed})", corpus.name)
 
 
 def from_dataset(data_dir, count: int = 100) -> TestSet:
     """The first ``count`` records of the ``test`` split of a pickle dataset."""
     records = list(itertools.islice(iter_records(data_dir, "test"), count))
-    speakers = read_index(data_dir)["splits"]["test"]["speakers"]
-    return TestSet(records, speakers, f"{len(records)} test mixtures of {data_dir}")
+    index = read_index(data_dir)
+    return TestSet(records, index["splits"]["test"]["speakers"], f"{len(records)} test mixtures of {data_dir}",
+                   (index.get("corpus") or {}).get("name"))

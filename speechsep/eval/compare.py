@@ -78,14 +78,14 @@ def oracle_summaries(records: list[dict]) -> dict[str, dict]:
 
 
 def compare(runs: dict[str, Path], records: list[dict], test_speakers: list[str], out_dir: Path,
-            header: str = "") -> dict[str, dict]:
+            header: str = "", test_corpus: str | None = None) -> dict[str, dict]:
     from speechsep.figures import plots
     from speechsep.separation.separator import Separator
 
     summaries = {}
     for name, run_dir in runs.items():  # in study order; the oracles come last
         separator = Separator.from_run_dir(run_dir)
-        evaluation.check_unseen(run_dir, test_speakers)
+        evaluation.check_unseen(run_dir, test_speakers, test_corpus)
         print(f"evaluating {name} ({run_dir}) on {len(records)} mixtures...", flush=True)
         summaries[name] = evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator)))
     summaries.update(oracle_summaries(records))

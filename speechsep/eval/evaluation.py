@@ -24,16 +24,25 @@ SILENT_BIN_NOTE = ("accuracy_fixed/accuracy_pit count active bins only (silent b
                    "maximum, are weighted out); SNR/SI-SDR/SDR/STOI are waveform metrics over all samples")
 
 
-def check_unseen(run_dir, test_speakers) -> None:
-    """Refuse test speakers that the run in ``run_dir`` trained on (its run.json lists them)."""
+def check_unseen(run_dir, test_speakers, test_corpus: str | None = None) -> None:
+    """Refuse test speakers that the run in ``run_dir`` trained on (its run.json lists them).
+
+    Speakers compare in their qualified form (:func:`speechsep.data.corpus.qualified_speaker`):
+    ``FALK0`` of the corpus ``test_corpus`` = ``timit-sample`` is the speaker
+    a run trained on ``timit-sample`` plus other corpora calls ``timit-sample:FALK0``.
+    """
     import json
     from pathlib import Path
+
+    from speechsep.data.corpus import qualified_speaker
 
     run_file = Path(run_dir) / "run.json"
     if not run_file.is_file():
         return
-    trained = set(json.loads(run_file.read_text()).get("data", {}).get("splits", {}).get("train", []))
-    overlap = sorted(trained & set(test_speakers))
+    data = json.loads(run_file.read_text()).get("data", {})
+    trained_corpus = (data.get("corpus") or {}).get("name") if isinstance(data.get("corpus"), dict) else None
+    trained = {qualified_speaker(s, trained_corpus) for s in data.get("splits", {}).get("train", [])}
+    overlap = sorted(s for s in test_speakers if qualified_speaker(s, test_corpus) in trained)
     if overlap:
         raise ValueError(f"{run_dir} was trained on test speaker(s) {overlap}: "
                          "evaluate with the run's own --seed / dataset")

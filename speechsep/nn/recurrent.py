@@ -23,7 +23,12 @@ How the step is computed:
   matmul after the loop.
 
 The loop is XLA-compilable (``model.compile(jit_compile=True)``).
-Sigmoid recurrent activation, tanh activation, zero initial state, no masking.
+Sigmoid recurrent activation, tanh activation, zero initial state. A Keras
+mask [B, T] is read as right padding (each row a valid prefix of ``length``
+frames, as :func:`speechsep.nn.models.inference_function` pads): a reversed
+direction then starts at its row's last valid frame, so the valid frames'
+outputs equal those of the unpadded sequence; outputs at padded frames are
+undefined.
 ``dropout`` drops input features with one mask per sequence and direction,
 like the stock layer (same distribution, not the same random draws).
 """
@@ -174,6 +179,13 @@ def recurrence(xw, U):
     return run(xw, U)
 
 
+def _reverse_time(x, lengths):
+    """Reverse time-major x [T, B, ...]: whole rows (lengths None) or each row's first lengths[b] steps."""
+    if lengths is None:
+        return tf.reverse(x, [0])
+    return tf.reverse_sequence(x, tf.cast(lengths, tf.int64), seq_axis=0, batch_axis=1)
+
+
 # ----------------------------------------------------------------------------
 # Layers
 # ----------------------------------------------------------------------------
@@ -194,6 +206,7 @@ class _LSTMBase(keras.layers.Layer):
         self.unit_forget_bias = bool(unit_forget_bias)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
+        self.supports_masking = True
 
     def _bias_initializer(self):
         if not self.unit_forget_bias:
@@ -223,12 +236,13 @@ class _LSTMBase(keras.layers.Layer):
         """[(kernel, recurrent_kernel, bias, reverse)] per direction."""
         raise NotImplementedError
 
-    def _run(self, inputs, training):
-        """[B, T, F] -> [B, T, D·H] (return_sequences) or [B, D·H]."""
+    def _run(self, inputs, training, mask=None):
+        """[B, T, F] (mask [B, T] bool, right padding, or None) -> [B, T, D·H] (return_sequences) or [B, D·H]."""
         compute = self.compute_dtype  # "bfloat16" under a mixed_bfloat16 policy
         x = tf.cast(inputs, compute)
         shape = tf.shape(x)
         batch, n_time, n_features = shape[0], shape[1], x.shape[-1]
+        lengths = None if mask is None else tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [B]
         x_tm = tf.reshape(tf.transpose(x, [1, 0, 2]), [-1, n_features])  # [T·B, F]
         projected = []
         for kernel, _, bias, reverse in self._directions():
@@ -239,7 +253,7 @@ class _LSTMBase(keras.layers.Layer):
                 x_in = tf.reshape(tf.transpose(x * keep[:, None, :], [1, 0, 2]), [-1, n_features])
             xw = tf.matmul(x_in, tf.cast(kernel, compute))  # [T·B, 4H]
             xw = tf.reshape(tf.cast(xw, tf.float32) + bias, tf.stack([n_time, batch, 4 * self.units]))
-            projected.append(tf.reverse(xw, [0]) if reverse else xw)  # [T, B, 4H]
+            projected.append(_reverse_time(xw, lengths) if reverse else xw)  # [T, B, 4H]
         U = tf.stack([tf.convert_to_tensor(r) for _, r, _, _ in self._directions()])  # [D, H, 4H]
         xw = tf.stack(projected, axis=1)  # [T, D, B, 4H]
         h_all = recurrence(xw, U) if training else _inference_loop(xw, U)  # [T, D, B, H]
@@ -247,16 +261,21 @@ class _LSTMBase(keras.layers.Layer):
         for direction, (_, _, _, reverse) in enumerate(self._directions()):
             h = h_all[:, direction]  # [T, B, H] in this direction's processing order
             if self.return_sequences:
-                outputs.append(tf.reverse(h, [0]) if reverse else h)
-            else:
+                outputs.append(_reverse_time(h, lengths) if reverse else h)
+            elif lengths is None:
                 outputs.append(h[-1])  # [B, H]
+            else:  # the last valid step of each row, in processing order
+                outputs.append(tf.gather_nd(h, tf.stack([lengths - 1, tf.range(batch)], axis=1)))  # [B, H]
         out = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=-1)
         if self.return_sequences:
             out = tf.transpose(out, [1, 0, 2])  # [B, T, D·H]
         return tf.cast(out, compute)
 
-    def call(self, inputs, training=None):
-        return self._run(inputs, bool(training))
+    def call(self, inputs, training=None, mask=None):
+        return self._run(inputs, bool(training), mask)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
 
     def get_config(self):
         config = super().get_config()
@@ -291,10 +310,11 @@ class FastLSTM(_LSTMBase):
     def _directions(self):
         return [(self.kernel, self.recurrent_kernel, self.bias, self.go_backwards)]
 
-    def call(self, inputs, training=None):
-        out = self._run(inputs, bool(training))
-        if self.go_backwards and self.return_sequences:
-            out = tf.reverse(out, [1])  # the stock layer keeps the outputs in processing order
+    def call(self, inputs, training=None, mask=None):
+        out = self._run(inputs, bool(training), mask)
+        if self.go_backwards and self.return_sequences:  # the stock layer keeps the outputs in processing order
+            lengths = None if mask is None else tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [B]
+            out = tf.transpose(_reverse_time(tf.transpose(out, [1, 0, 2]), lengths), [1, 0, 2])
         return out
 
     def get_config(self):

@@ -8,8 +8,8 @@ segmentation and separation", ICASSP 2016, section 4).
 
 Two clusterers are registered in :data:`CLUSTERERS`:
 
-- ``"kmeans"``: K-means (NumPy Lloyd, k-means++ seeding, 3 restarts); the
-  number of sources must be given.
+- ``"kmeans"``: K-means (NumPy Lloyd, k-means++ seeding, one run as scikit-learn's
+  ``n_init="auto"``); the number of sources must be given.
 - ``"meanshift"``: a vectorised mean-shift on the unit sphere that estimates
   the number of sources itself (Comaniciu & Meer, "Mean shift: a robust
   approach toward feature space analysis", IEEE TPAMI 2002; von Mises-Fisher
@@ -48,7 +48,7 @@ def _kmeans_plus_plus(points, n_clusters, rng):
     return np.stack(centers)  # [K, D]
 
 
-def kmeans(points, n_clusters, seed=0, n_init=3, max_iter=100, tol=1e-6):
+def kmeans(points, n_clusters, seed=0, n_init=1, max_iter=100, tol=1e-6):
     """K-means (Lloyd) with k-means++ seeding and ``n_init`` restarts, the best inertia kept (NumPy).
 
     Parameters
@@ -68,18 +68,20 @@ def kmeans(points, n_clusters, seed=0, n_init=3, max_iter=100, tol=1e-6):
     n_clusters = int(n_clusters)
     if not 1 <= n_clusters <= points.shape[0]:
         raise ValueError(f"n_clusters must be in [1, {points.shape[0]}]; got {n_clusters}.")
-    points = points.astype(np.float64)
+    points = points.astype(np.float32)
     squared_norms = np.sum(points**2, axis=1)  # [N]
+    cluster_ids = np.arange(n_clusters)  # [K]
     rng = np.random.default_rng(seed)
     best = None
     for _ in range(int(n_init)):
         centers = _kmeans_plus_plus(points, n_clusters, rng)  # [K, D]
         for _ in range(int(max_iter)):
-            distances = squared_norms[:, None] - 2.0 * points @ centers.T + np.sum(centers**2, axis=1)  # [N, K]
-            labels = np.argmin(distances, axis=1)  # [N]
-            counts = np.bincount(labels, minlength=n_clusters)  # [K]
-            sums = np.eye(n_clusters)[labels].T @ points  # [K, D]
-            updated = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
+            # the nearest centre minimises |c|² − 2·x·c (|x|² is the same for every centre)
+            labels = np.argmin(np.sum(centers**2, axis=1) - 2.0 * points @ centers.T, axis=1)  # [N]
+            one_hot = (labels[:, None] == cluster_ids).astype(np.float32)  # [N, K]
+            counts = one_hot.sum(axis=0)  # [K]
+            updated = np.where(counts[:, None] > 0, (one_hot.T @ points) / np.maximum(counts, 1)[:, None],
+                               centers)  # [K, D]
             shift = float(np.sum((updated - centers) ** 2))
             centers = updated
             if shift <= tol:
@@ -296,11 +298,12 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
         raise ValueError("method='kmeans' needs n_clusters (the number of sources).")
 
     n_frames, n_freqs, embedding_dim = embeddings.shape
-    points = _unit_rows(embeddings.reshape(-1, embedding_dim))  # [T*F, D]
-    active_points = points[active.reshape(-1)]  # [N_active, D]
-    if max_fit_points is not None and active_points.shape[0] > int(max_fit_points):
-        subset = np.random.default_rng(seed).choice(active_points.shape[0], int(max_fit_points), replace=False)
-        active_points = active_points[np.sort(subset)]  # [max_fit_points, D]
+    points = embeddings.reshape(-1, embedding_dim)  # [T*F, D]
+    fit_rows = np.flatnonzero(active.reshape(-1))  # [N_active]
+    if max_fit_points is not None and fit_rows.shape[0] > int(max_fit_points):
+        subset = np.random.default_rng(seed).choice(fit_rows.shape[0], int(max_fit_points), replace=False)
+        fit_rows = fit_rows[np.sort(subset)]  # [max_fit_points]
+    active_points = _unit_rows(points[fit_rows])  # [N_fit, D]
     if active_points.shape[0] == 0:
         return ClusteringResult(
             labels=np.zeros((n_frames, n_freqs), dtype=np.int64),
@@ -324,7 +327,8 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
         _, centers = kmeans(active_points, int(n_clusters), seed=seed)
         centers = _unit_rows(centers)  # [n_clusters, D]
 
-    labels = np.argmax(points @ centers.T, axis=1)  # [T*F]
+    # the largest cosine similarity; a bin's positive norm does not change which centre that is
+    labels = np.argmax(points.astype(np.float32) @ centers.T.astype(np.float32), axis=1)  # [T*F]
     return ClusteringResult(
         labels=labels.reshape(n_frames, n_freqs).astype(np.int64),
         centers=centers,

@@ -24,6 +24,7 @@ did) and permutation-invariant (best label permutation per utterance).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from pathlib import Path
 
@@ -130,6 +131,24 @@ def read_masks(output, active: np.ndarray, config: ExperimentConfig, num_sources
     return Readout(masks, result.labels, output, result.n_found)
 
 
+@functools.lru_cache(maxsize=None)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # scans the loaded libraries once
+
+
+def single_threaded_blas():
+    """A context in which NumPy's BLAS runs on one thread.
+
+    The readout's matrix products are small ([4000, D] × [D, K]); a threaded
+    OpenBLAS gains nothing on them, and its worker threads keep spinning after
+    each call, taking the cores from TensorFlow's next forward pass (on 2
+    cores that doubled the time of ``separate``; README, "Separation speed").
+    """
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 def prefetched(load, items, ahead: int = 2):
     """Yield ``(item, future)`` in order, with ``load(item)`` running in a thread up to ``ahead`` items early.
 
@@ -161,7 +180,7 @@ class Separator:
         from speechsep.nn.models import inference_function
 
         self.model, self.config, self.mean, self.std = model, config, mean, std
-        self._forward = inference_function(model)
+        self._forward = inference_function(model, jit_compile=None if config.jit_compile else False)
 
     @classmethod
     def from_run_dir(cls, run_dir) -> "Separator":
@@ -199,6 +218,7 @@ class Separator:
             raise ValueError(f"separate expects a non-empty mono waveform, got shape {mixture.shape}")
         spectrum = signal.stft(mixture)  # [N, F]
         active = signal.active_bins(spectrum)
-        result = read_masks(self.network_output(spectrum), active, self.config, num_sources, readout, seed,
-                            estimate_count)
-        return signal.apply_masks(spectrum, result.masks, len(mixture)), result
+        output = self.network_output(spectrum)
+        with single_threaded_blas():
+            result = read_masks(output, active, self.config, num_sources, readout, seed, estimate_count)
+            return signal.apply_masks(spectrum, result.masks, len(mixture)), result

@@ -196,7 +196,7 @@ class ExperimentData:
     valid: object
     stats: tuple[np.ndarray, np.ndarray]  # per-bin (mean [F], std [F]) of the training log-magnitudes
     test_records: list[dict]
-    description: dict
+    description: dict  # what run.json records; description["splits"]["test"]: the test speakers
     long_train: object = None  # the training pipeline of long chunks (config.long_chunk_frames), if any
     # (batch size, InputShard) -> this worker's part of train / long_train, for multi-worker training
     train_input: object = None
@@ -371,6 +371,20 @@ class ExperimentRun:
             return False
         print(f"{self.out} holds a --quick smoke test: starting over", flush=True)
         return True
+
+    def use_test_set(self, test) -> None:
+        """Score on ``test`` (a :class:`speechsep.data.testset.TestSet` of speakers this run never trains
+        on) instead of the run's own test mixtures: the benchmark's common mixtures. Call after :meth:`train`,
+        so that ``run.json`` keeps the run's real speaker split."""
+        from speechsep.eval.evaluation import check_unseen
+
+        if self.model is None:
+            raise ValueError("use_test_set comes after train(): run.json records the run's own split")
+        check_unseen(self.out, test.speakers, test.corpus)
+        self.data = dataclasses.replace(self.data, test_records=list(test.records),
+                                        description={**self.data.description,
+                                                     "splits": {**self.data.description["splits"],
+                                                                "test": list(test.speakers)}})
 
     def evaluate(self) -> dict:
         """Metrics on the test mixtures (speakers never heard in training); writes ``results.json``."""

@@ -39,7 +39,7 @@ from speechsep.config import ExperimentConfig
 from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targets, switch_datasets
 from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
 from speechsep.nn.models import build_model
-from speechsep.separation.separator import batch_accuracies, read_masks, split_batch
+from speechsep.separation.separator import batch_accuracies, read_masks, single_threaded_blas, split_batch
 from speechsep.io import atomic_write_json, atomic_write_text
 from speechsep.training import distribute
 
@@ -104,14 +104,15 @@ class SeparationAccuracy(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         from speechsep.nn.models import inference_function
 
-        self.forward = inference_function(self.model)
+        self.forward = inference_function(self.model, jit_compile=None if self.config.jit_compile else False)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         for prefix, (features, ibm, active) in self.samples.items():
             outputs = split_batch(self.forward(features))  # B x ([T, F(, D)] or {"embedding", "mask"})
-            labels = np.stack([read_masks(o, a, self.config).labels for o, a in zip(outputs, active)])
+            with single_threaded_blas():  # no spinning BLAS threads left to slow the next training steps
+                labels = np.stack([read_masks(o, a, self.config).labels for o, a in zip(outputs, active)])
             fixed, pit = batch_accuracies(labels, ibm, active, self.config.num_speakers)
             logs[f"{prefix}acc_fixed"], logs[f"{prefix}acc_pit"] = fixed, pit
 
