@@ -44,6 +44,25 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise
 
 
+def atomic_save_model(model, path: Path) -> None:
+    """``model.save(path)`` through a temporary ``.keras`` file beside it and an atomic rename.
+
+    A process killed while saving leaves the previous ``path`` intact (and at
+    most a ``.<name>.*.tmp.keras`` file), never a truncated checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
+    os.close(descriptor)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
 def atomic_write_json(path: Path, data) -> None:
     """Write ``data`` as indented, key-sorted JSON, atomically."""
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())

@@ -170,3 +170,18 @@ def test_principal_component_sign_separates_antipodal_blobs():
     garbage.reshape(-1, DIM)[:200] = 10.0 * rng.standard_normal((200, DIM))
     partial = principal_component_sign(garbage, active).reshape(-1)
     assert adjusted_rand_score(truth[200:], partial[200:]) > 0.95
+
+
+def test_the_readout_runs_numpy_blas_on_one_thread_and_restores_it():
+    from threadpoolctl import threadpool_info
+
+    from speechsep.separation.separator import single_threaded_blas
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "NumPy's BLAS is not visible to threadpoolctl"
+    with single_threaded_blas():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before

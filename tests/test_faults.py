@@ -250,3 +250,34 @@ def test_start_up_filter_drops_only_tensorflow_chatter(capfd, monkeypatch):
     with _quiet.filtered_stderr():
         os.write(2, chatter.encode())
     assert capfd.readouterr().err == chatter
+
+
+def test_a_failed_checkpoint_save_keeps_the_previous_one(tmp_path):
+    import keras
+    import numpy as np
+
+    from speechsep.io import atomic_save_model
+    from speechsep.training.trainer import BestCheckpoint
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", best=0.5)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_loss": 0.7})  # no better than the earlier sessions' best: nothing written
+    assert not (tmp_path / "best.keras").exists()
+    checkpoint.on_epoch_end(1, {"val_loss": 0.4})
+    saved = (tmp_path / "best.keras").read_bytes()
+    assert keras.models.load_model(tmp_path / "best.keras").count_params() == 4
+
+    class DiesWhileSaving(keras.Model):
+        def save(self, path, **kwargs):
+            Path(path).write_bytes(b"half a zip file")  # what a kill mid-save leaves
+            raise KeyboardInterrupt
+
+    dying = DiesWhileSaving(inputs, keras.layers.Dense(1)(inputs))
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save_model(dying, tmp_path / "best.keras")
+    assert (tmp_path / "best.keras").read_bytes() == saved  # the previous best survives, loadable
+    assert [p.name for p in tmp_path.iterdir()] == ["best.keras"]  # no temporary file left behind
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "best.keras").predict(np.ones((1, 3)), verbose=0),
+                               model.predict(np.ones((1, 3)), verbose=0))

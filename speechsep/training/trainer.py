@@ -4,7 +4,7 @@ Run folder (``run_dir``)::
 
     config.json      the frozen ExperimentConfig (beside every checkpoint)
     stats.json       feature normalisation used in training (train split only)
-    best.keras       best checkpoint on validation loss (ModelCheckpoint)
+    best.keras       best checkpoint on validation loss (BestCheckpoint, atomic)
     last.keras       the final weights
     backup/          BackupAndRestore state after the last finished epoch (kept at the
                      end): a killed run resumes there, a finished one is recognised
@@ -17,7 +17,7 @@ Rerunning into the folder resumes the run (see :func:`train`); ``best.keras``
 only ever improves, across sessions too.
 
 Callbacks: bin accuracies (fixed order and permutation-invariant, train and
-valid), ModelCheckpoint, BackupAndRestore, CSVLogger, TensorBoard,
+valid), BestCheckpoint, BackupAndRestore, CSVLogger, TensorBoard,
 TerminateOnNaN, a wall-clock budget (``--minutes``), the run record, and Keras'
 progress bar.
 """
@@ -40,7 +40,7 @@ from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targ
 from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
 from speechsep.nn.models import build_model
 from speechsep.separation.separator import batch_accuracies, read_masks, single_threaded_blas, split_batch
-from speechsep.io import atomic_write_json, atomic_write_text
+from speechsep.io import atomic_save_model, atomic_write_json, atomic_write_text
 from speechsep.training import distribute
 
 
@@ -115,6 +115,23 @@ class SeparationAccuracy(keras.callbacks.Callback):
                 labels = np.stack([read_masks(o, a, self.config).labels for o, a in zip(outputs, active)])
             fixed, pit = batch_accuracies(labels, ibm, active, self.config.num_speakers)
             logs[f"{prefix}acc_fixed"], logs[f"{prefix}acc_pit"] = fixed, pit
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save the model to ``path`` whenever ``val_loss`` beats the best so far (``best``: of earlier
+    sessions, or None), atomically (:func:`speechsep.io.atomic_save_model`): a kill mid-save keeps the
+    previous best checkpoint."""
+
+    def __init__(self, path, best: float | None = None):
+        super().__init__()
+        self.path, self.best = Path(path), best
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("val_loss")
+        if loss is None or not np.isfinite(loss) or (self.best is not None and loss >= self.best):
+            return
+        self.best = float(loss)
+        atomic_save_model(self.model, self.path)
 
 
 class WallClockBudget(keras.callbacks.Callback):
@@ -423,8 +440,7 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
                                               "first_epoch": epochs_done + 1, "git_commit": record["git_commit"]})
     callbacks = [
         SeparationAccuracy(config, samples),
-        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True,
-                                        initial_value_threshold=_best_val_loss(previous, run_dir)),
+        BestCheckpoint(out / "best.keras", _best_val_loss(previous, run_dir)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
@@ -443,9 +459,9 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
         history = model.fit(train_fit, validation_data=valid_fit, epochs=config.epochs,
                             steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=progress_verbosity(),
                             shuffle=False)  # the pipelines shuffle; Keras would only warn
-    model.save(out / "last.keras")
+    atomic_save_model(model, out / "last.keras")
     if not (out / "best.keras").is_file():
-        shutil.copyfile(out / "last.keras", out / "best.keras")
+        atomic_save_model(model, out / "best.keras")
     with distribute.exit_if_peer_lost():
         distribute.agree(strategy, 0, "the end")  # the chief's checkpoints are complete: all may evaluate them
     return model, {key: [float(v) for v in values] for key, values in history.history.items()}
