@@ -8,7 +8,6 @@ import pytest
 
 from conftest import TINY_DC_ARGS
 from speechsep.bench import quality
-from speechsep.cli import corpus_from_args
 from speechsep.bench.__main__ import main as bench_main
 from speechsep.config import ExperimentConfig
 from speechsep.data import testset
@@ -74,22 +73,22 @@ def test_quality_training_argv_is_accepted_and_sets_the_budget(budget, tmp_path)
     assert run.out == (tmp_path / "run").resolve()
 
 
-def test_a_trained_row_is_scored_on_the_tables_mixtures_and_keeps_its_own_split(tmp_path):
+def test_a_trained_row_is_scored_on_the_tables_mixtures_and_keeps_its_own_split(toy_dataset, tmp_path):
     """bench quality trains on several corpora but scores every row on --timit's test mixtures."""
-    argv = TINY_DC_ARGS + ["--dynamic-mixing", "--steps-per-epoch", "2", "--out", str(tmp_path / "run")]
-    run = ExperimentRun("deepclustering", None, None, argv)
+    run = ExperimentRun("deepclustering", None, None,
+                        TINY_DC_ARGS + ["--data", str(toy_dataset), "--out", str(tmp_path / "run")])
     with pytest.raises(ValueError, match="after train"):
         run.use_test_set(None)
     run.train()
-    own_test = run.data.description["splits"]["test"]
-    corpus = corpus_from_args(run.args)
-    with pytest.raises(ValueError, match="trained on test speaker"):  # another split's test speakers
-        run.use_test_set(testset.from_corpus(corpus, 3, seed=5))
-    table = testset.from_corpus(corpus, 3, seed=0)  # 3 mixtures, where the run's own test set has 2
+    split = json.loads((tmp_path / "run" / "run.json").read_text())["data"]["splits"]
+    records = testset.from_dataset(toy_dataset, 1).records
+    with pytest.raises(ValueError, match="trained on test speaker"):  # a training speaker, corpus unknown
+        run.use_test_set(testset.TestSet(records, [split["train"][0]], "with a training speaker"))
+    table = testset.TestSet(records, split["test"], "1 test mixture")  # 1, where the run's own test set has 2
     run.use_test_set(table)
     results = run.evaluate()
-    assert results["overall"]["mixtures"] == 3 and results["test_speakers"] == table.speakers
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["data"]["splits"]["test"] == own_test
+    assert results["overall"]["mixtures"] == 1 and results["test_speakers"] == table.speakers
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["data"]["splits"] == split
 
 
 @pytest.mark.slow  # uses trained_runs

@@ -34,7 +34,7 @@ def check_unseen(run_dir, test_speakers, test_corpus: str | None = None) -> None
     import json
     from pathlib import Path
 
-    from speechsep.data.corpus import qualified_speaker
+    from speechsep.data.corpus import NAMESPACE_SEPARATOR, qualified_speaker
 
     run_file = Path(run_dir) / "run.json"
     if not run_file.is_file():
@@ -42,6 +42,8 @@ def check_unseen(run_dir, test_speakers, test_corpus: str | None = None) -> None
     data = json.loads(run_file.read_text()).get("data", {})
     trained_corpus = (data.get("corpus") or {}).get("name") if isinstance(data.get("corpus"), dict) else None
     trained = {qualified_speaker(s, trained_corpus) for s in data.get("splits", {}).get("train", [])}
+    if not test_corpus:  # the test speakers' corpus is unknown: match bare ids too, erring on the safe side
+        trained |= {s.split(NAMESPACE_SEPARATOR, 1)[-1] for s in trained}
     overlap = sorted(s for s in test_speakers if qualified_speaker(s, test_corpus) in trained)
     if overlap:
         raise ValueError(f"{run_dir} was trained on test speaker(s) {overlap}: "
