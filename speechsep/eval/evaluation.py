@@ -40,7 +40,7 @@ def check_unseen(run_dir, test_speakers, test_corpus: str | None = None) -> None
     if not run_file.is_file():
         return
     data = json.loads(run_file.read_text()).get("data", {})
-    trained_corpus = (data.get("corpus") or {}).get("name") if isinstance(data.get("corpus"), dict) else None
+    trained_corpus = data["corpus"].get("name") if isinstance(data.get("corpus"), dict) else None
     trained = {qualified_speaker(s, trained_corpus) for s in data.get("splits", {}).get("train", [])}
     if not test_corpus:  # the test speakers' corpus is unknown: match bare ids too, erring on the safe side
         trained |= {s.split(NAMESPACE_SEPARATOR, 1)[-1] for s in trained}

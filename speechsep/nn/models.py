@@ -134,7 +134,7 @@ def padded_length(n_frames: int, steps_per_octave: int = 4, minimum: int = 16) -
     return -(-int(n_frames) // step) * step
 
 
-def inference_function(model: keras.Model, jit_compile: bool | None = None):
+def inference_function(model: keras.Model, jit_compile: bool = True):
     """A compiled forward pass for any batch size and length: features [B, T, F] -> model output.
 
     The output is a NumPy array [B, T, ...], or for a Chimera++ model
@@ -143,7 +143,7 @@ def inference_function(model: keras.Model, jit_compile: bool | None = None):
 
     Eager Keras calls run a recurrent layer step by step in Python (seconds per
     utterance); this traces one graph with a shape-polymorphic signature. With
-    ``jit_compile`` (default: unless the model holds stock Keras LSTMs) the
+    ``jit_compile`` (a run's ``config.jit_compile``) the
     graph is XLA-compiled; XLA compiles once per input shape, so the time axis
     is zero-padded to :func:`padded_length` and a Keras mask [B, T'] marks the
     valid frames (the recurrent layers' reversed directions start at the last
@@ -153,8 +153,6 @@ def inference_function(model: keras.Model, jit_compile: bool | None = None):
 
     import numpy as np
 
-    if jit_compile is None:
-        jit_compile = recurrent_of(model) != "keras"
     if not jit_compile:
         graph = tf.function(lambda features: model(features, training=False),
                             input_signature=[tf.TensorSpec((None, None, N_BINS), tf.float32)])

@@ -328,7 +328,7 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
         centers = _unit_rows(centers)  # [n_clusters, D]
 
     # the largest cosine similarity; a bin's positive norm does not change which centre that is
-    labels = np.argmax(points.astype(np.float32) @ centers.T.astype(np.float32), axis=1)  # [T*F]
+    labels = np.argmax(points.astype(np.float32, copy=False) @ centers.T.astype(np.float32), axis=1)  # [T*F]
     return ClusteringResult(
         labels=labels.reshape(n_frames, n_freqs).astype(np.int64),
         centers=centers,

@@ -180,7 +180,7 @@ class Separator:
         from speechsep.nn.models import inference_function
 
         self.model, self.config, self.mean, self.std = model, config, mean, std
-        self._forward = inference_function(model, jit_compile=None if config.jit_compile else False)
+        self._forward = inference_function(model, config.jit_compile)
 
     @classmethod
     def from_run_dir(cls, run_dir) -> "Separator":

@@ -104,7 +104,7 @@ class SeparationAccuracy(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         from speechsep.nn.models import inference_function
 
-        self.forward = inference_function(self.model, jit_compile=None if self.config.jit_compile else False)
+        self.forward = inference_function(self.model, self.config.jit_compile)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
