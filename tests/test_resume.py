@@ -8,11 +8,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import types
 
+import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, TINY_ARGS
+from speechsep.config import ExperimentConfig
 from speechsep.training.runner import ExperimentRun, run_experiment
+from speechsep.training.trainer import LearningRateSchedule
 
 # Runs a training script's steps and SIGKILLs the process right after epoch 2 is backed up.
 KILL_AFTER_EPOCH_2 = textwrap.dedent("""
@@ -99,3 +103,37 @@ def test_killed_run_resumes_keeps_its_record_and_best_model(toy_dataset, tmp_pat
     record = read_record(out)
     assert record["epochs_done"] == 1 and len(record["sessions"]) == 1 and csv_epochs(out) == ["0"]
     assert "Resuming" not in capsys.readouterr().out
+
+
+def test_minutes_budget_spans_resumed_sessions(toy_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = TINY_ARGS + ["--data", str(toy_dataset), "--out", str(out), "--epochs", "3", "--minutes", "0.0005"]
+    ExperimentRun("feedforward", argv=args).train()
+    record = read_record(out)
+    assert record["epochs_done"] == 1 and record["wall_seconds"] > 0.03  # the 0.03 s budget ended epoch 1
+
+    # Rerun: the budget is spent, so the run is complete although epochs remain.
+    last = (out / "last.keras").stat().st_mtime_ns
+    capsys.readouterr()
+    ExperimentRun("feedforward", argv=args).train()
+    assert f"{out} is complete (1 epochs, best epoch 1, its 0.0005-minute budget used)" in capsys.readouterr().out
+    assert (out / "last.keras").stat().st_mtime_ns == last and read_record(out)["epochs_done"] == 1
+
+    # A larger budget continues it, counting the time already used.
+    ExperimentRun("feedforward", argv=args[:-1] + ["10"]).train()
+    assert f"Resuming {out} from epoch 2 of 3" in capsys.readouterr().out
+    record = read_record(out)
+    assert record["epochs_done"] == 3 and len(record["sessions"]) == 2
+
+
+def test_budgeted_schedule_counts_earlier_sessions():
+    config = ExperimentConfig(learning_rate=1e-3, lr_schedule="cosine", minutes=1.0, epochs=1000, steps_per_epoch=10)
+    fresh, resumed = LearningRateSchedule(config), LearningRateSchedule(config, earlier_seconds=45.0)
+    rates = []
+    for schedule in (fresh, resumed):
+        schedule.set_model(types.SimpleNamespace(optimizer=types.SimpleNamespace(learning_rate=None)))
+        schedule.on_epoch_begin(0)
+        schedule.on_train_batch_begin(0)
+        rates.append(schedule.model.optimizer.learning_rate)
+    assert rates[0] == pytest.approx(1e-3, rel=1e-3)
+    assert rates[1] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 0.75)), rel=1e-3)  # 45 s of 60 s used

@@ -135,11 +135,14 @@ class BestCheckpoint(keras.callbacks.Callback):
 
 
 class WallClockBudget(keras.callbacks.Callback):
-    """Stop training once ``minutes`` of wall-clock time have passed (checked every batch)."""
+    """Stop training once ``minutes`` of wall-clock time have passed (checked every batch).
 
-    def __init__(self, minutes: float):
+    ``earlier_seconds``: the time earlier sessions of a resumed run used, which counts against the budget.
+    """
+
+    def __init__(self, minutes: float, earlier_seconds: float = 0.0):
         super().__init__()
-        self.seconds = minutes * 60.0
+        self.seconds = minutes * 60.0 - earlier_seconds
         self.start = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -153,13 +156,14 @@ class LearningRateSchedule(keras.callbacks.Callback):
     The cosine runs over the whole run: its progress is the larger of the
     share of epochs done and, with a ``minutes`` budget, the share of that
     budget used, so a budgeted run ends at a learning rate near 0. Steps
-    count from the epoch Keras reports, so a resumed run continues the
+    count from the epoch Keras reports and ``earlier_seconds`` (the time of
+    earlier sessions) from the run record, so a resumed run continues the
     schedule. Logs ``learning_rate`` at every epoch end.
     """
 
-    def __init__(self, config: ExperimentConfig):
+    def __init__(self, config: ExperimentConfig, earlier_seconds: float = 0.0):
         super().__init__()
-        self.config = config
+        self.config, self.earlier_seconds = config, earlier_seconds
         self.steps_per_epoch, self.epoch, self.batches, self.start = config.steps_per_epoch, 0, 0, time.monotonic()
 
     def value(self, step: int, progress: float) -> float:
@@ -183,7 +187,8 @@ class LearningRateSchedule(keras.callbacks.Callback):
         step = self.epoch * steps + batch if steps else batch
         progress = (self.epoch + (batch / steps if steps else 0.0)) / self.config.epochs
         if self.config.minutes:
-            progress = max(progress, (time.monotonic() - self.start) / (60.0 * self.config.minutes))
+            used = self.earlier_seconds + time.monotonic() - self.start
+            progress = max(progress, used / (60.0 * self.config.minutes))
         self.model.optimizer.learning_rate = self.value(step, progress)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -390,7 +395,9 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
             distribute.agree(strategy, 0, "the start")
         distribute.agree(strategy, epochs_done, f"the epochs backed up in {run_dir / 'backup'} (--out must be "
                                                 "one folder that every worker sees)")
-    if epochs_done >= config.epochs and (run_dir / "last.keras").is_file():
+    earlier_seconds = float((previous or {}).get("wall_seconds") or 0.0)  # --minutes spans resumed sessions
+    budget_used = bool(config.minutes) and earlier_seconds >= 60.0 * config.minutes
+    if (epochs_done >= config.epochs or budget_used) and (run_dir / "last.keras").is_file():
         return _complete_run(config, run_dir, previous, epochs_done)
     if epochs_done:
         print(f"Resuming {run_dir} from epoch {epochs_done + 1} of {config.epochs}", flush=True)
@@ -450,9 +457,9 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
         distribute.ChiefBackupAndRestore(run_dir / "backup", chief, delete_checkpoint=False),
     ]
     if config.minutes:
-        callbacks.append(WallClockBudget(config.minutes))
+        callbacks.append(WallClockBudget(config.minutes, earlier_seconds))
     if config.lr_schedule != "constant" or config.warmup_steps:
-        callbacks.insert(1, LearningRateSchedule(config))  # before CSVLogger/RunRecord, which log learning_rate
+        callbacks.insert(1, LearningRateSchedule(config, earlier_seconds))  # before CSVLogger/RunRecord, which log learning_rate
     if curriculum is not None:
         callbacks.insert(0, curriculum)
     with distribute.exit_if_peer_lost():
@@ -494,13 +501,14 @@ def _complete_run(config: ExperimentConfig, run_dir: Path, record: dict | None, 
     from speechsep.nn.models import load_model
 
     saved = ExperimentConfig.load(run_dir / "config.json")
+    budget = f", its {config.minutes:g}-minute budget used" if epochs_done < config.epochs else ""
     config = config.replace(epochs=saved.epochs, minutes=saved.minutes, strategy=saved.strategy)
     chief = distribute.is_chief()
     if chief:
         config.save(run_dir / "config.json")  # only test-time choices (e.g. --clusterer) can differ
     best = f", best epoch {record['best_epoch']}" if record and record.get("best_epoch") else ""
-    print(f"{run_dir} is complete ({epochs_done} epochs{best}): nothing to train. "
-          "Pass a larger --epochs to continue it or --fresh to start over.", flush=True)
+    print(f"{run_dir} is complete ({epochs_done} epochs{best}{budget}): nothing to train. "
+          "Pass a larger --epochs or --minutes to continue it or --fresh to start over.", flush=True)
     if record is not None and chief:
         record["config"] = config.to_json()
         atomic_write_json(run_dir / "run.json", record)
