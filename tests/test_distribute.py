@@ -206,6 +206,28 @@ def test_launch_command_line_passes_the_command_and_returns_its_status(capsys):
     assert exit_info.value.code == 2 and "error: no command to launch" in capsys.readouterr().err
 
 
+def test_a_workers_folder_is_reclaimed_by_its_next_start(monkeypatch, tmp_path):
+    from speechsep.training import distribute
+
+    monkeypatch.setattr(distribute, "_worker_dirs", {})
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(distribute.tempfile, "tempdir", None)  # re-read TMPDIR
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TF_CONFIG", tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1))
+    run = tmp_path / "run"
+    folder = distribute.worker_dir(run)
+    assert folder.parent == tmp_path / "tmp" and folder != run and distribute.worker_dir(run) == folder
+    (folder / "last.keras").write_text("from a worker that was killed")
+    distribute._worker_dirs.clear()  # a new process: the same run and task get the same, emptied folder
+    assert distribute.worker_dir(run) == folder and not any(folder.iterdir())
+    other = distribute.worker_dir(tmp_path / "other-run")
+    assert other != folder
+    distribute.remove_worker_dirs()
+    assert not folder.exists() and not other.exists()
+    monkeypatch.setenv("TF_CONFIG", tf_config(["127.0.0.1:1", "127.0.0.1:2"], 0))
+    assert distribute.worker_dir(run) == run  # the chief writes the run folder itself
+
+
 def test_free_ports_are_distinct_loopback_ports():
     ports = free_ports(4)
     assert len(set(ports)) == 4 and all(0 < port < 65536 for port in ports)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -170,8 +171,10 @@ def agree(strategy: tf.distribute.Strategy, value: int, what: str) -> None:
 def worker_dir(run_dir) -> Path:
     """Where this worker writes its outputs: ``run_dir`` on the chief; elsewhere a temporary folder.
 
-    A non-chief worker's folder is created once per ``run_dir`` and removed
-    when the process exits.
+    A non-chief worker's folder, ``<tmp>/speechsep-<task><index>-<hash of run_dir>``,
+    is created empty once per ``run_dir`` and removed when the process exits.
+    Its name is the same for every start of that worker on that run, so the
+    folder a killed worker (SIGKILL, SIGTERM) left behind is reclaimed by its next start.
     """
     run_dir = Path(run_dir)
     if is_chief():
@@ -180,7 +183,11 @@ def worker_dir(run_dir) -> Path:
         task = cluster_task()
         if not _worker_dirs:
             atexit.register(remove_worker_dirs)
-        _worker_dirs[run_dir] = Path(tempfile.mkdtemp(prefix=f"speechsep-{task.task_type}{task.index}-"))
+        digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+        folder = Path(tempfile.gettempdir()) / f"speechsep-{task.task_type}{task.index}-{digest}"
+        shutil.rmtree(folder, ignore_errors=True)  # left by a killed start of this worker
+        folder.mkdir(parents=True)
+        _worker_dirs[run_dir] = folder
     return _worker_dirs[run_dir]
 
 
