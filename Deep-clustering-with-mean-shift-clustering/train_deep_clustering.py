@@ -3,6 +3,7 @@
 J. R. Hershey, Z. Chen, J. Le Roux, S. Watanabe, "Deep clustering: Discriminative
 embeddings for segmentation and separation", ICASSP 2016.
 Mean-shift: D. Comaniciu, P. Meer, IEEE TPAMI 2002 (on the unit sphere, von Mises-Fisher kernel).
+Masks are soft, from the distances to the cluster centres (--soft-mask-beta 0: binary masks).
 
 Trains on speaker-disjoint mixtures, evaluates on test speakers the model never
 heard, and writes results.json, the separated wavs of one test mixture and the

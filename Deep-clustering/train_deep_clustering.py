@@ -1,5 +1,7 @@
 """Deep clustering: BLSTM embeddings (D=40, unit norm) + k-means on the active bins.
 
+Masks are soft, from the distances to the k-means centres (--soft-mask-beta 0: the paper's binary masks).
+
 J. R. Hershey, Z. Chen, J. Le Roux, S. Watanabe, "Deep clustering: Discriminative
 embeddings for segmentation and separation", ICASSP 2016.
 

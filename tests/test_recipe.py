@@ -322,8 +322,16 @@ def test_recipe_flags_set_the_config(tmp_path):
     assert (config.soft_mask_beta, config.lr_schedule, config.warmup_steps, config.clip_norm) == (12, "cosine", 20, 1)
     assert (config.long_chunk_frames, config.curriculum_epoch, config.readout) == (400, 3, "mask_head")
     assert run.args.train_level_range == [0.0, 10.0]
+    recipe = EXPERIMENTS["deepclustering"].defaults  # the measured recipe choices
+    assert recipe == {"dc_loss": "dc_whitened", "soft_mask_beta": 5.0} and EXPERIMENTS["meanshift"].defaults == recipe
     assert ExperimentRun("deepclustering", None, None, ["--out", str(tmp_path)]).config == ExperimentConfig(
-        steps_per_epoch=None)  # no flag: the study's defaults
+        steps_per_epoch=None, **recipe)  # no flag: the study's defaults and the measured recipe
+    meanshift = ExperimentRun("meanshift", None, None, []).config
+    assert (meanshift.dc_loss, meanshift.soft_mask_beta) == ("dc_whitened", 5.0)
+    paper = ExperimentRun("deepclustering", None, None, ["--soft-mask-beta", "0", "--dc-loss", "dc"]).config
+    assert (paper.soft_mask_beta, paper.dc_loss) == (None, "dc")
+    original = ExperimentRun("bidiloss", None, None, []).config  # the original study's DC loss, PCA sign
+    assert (original.soft_mask_beta, original.dc_loss) == (None, "dc")
     with pytest.raises(SystemExit):  # the recipe flags belong to the deep-clustering scripts only
         ExperimentRun("bidirnn", None, None, ["--mask-head"])
 
@@ -339,12 +347,13 @@ def test_candidate_rows_build_and_stay_out_of_the_study():
         run = ExperimentRun(experiment.name, None, changes, [])  # every setting is a known option
         assert run.config != baseline or vars(run.args) != vars(ExperimentRun("deepclustering", None, None,
                                                                              []).args), name
-    assert study_order(["oracle ibm", "dc-whitened", "deepclustering"]) == ["deepclustering", "dc-whitened",
+    assert study_order(["oracle ibm", "dc-unwhitened", "deepclustering"]) == ["deepclustering", "dc-unwhitened",
                                                                            "oracle ibm"]
-    assert quality.network_source("dc-soft") == "deepclustering"  # a readout change reuses the network
+    assert quality.network_source("dc-binary") == "deepclustering"  # a readout change reuses the network
+    assert quality.network_source("dc-unwhitened") == "bidiloss"  # the original study's DC-loss network
     assert quality.network_source("dc-chimera-kmeans") == "dc-chimera"
-    assert quality.network_source("dc-whitened") is None and quality.network_source("dc-chimera") is None
-    assert quality.row_dir(quality.Path("q"), "dc-soft") == quality.Path("q/candidates/dc-soft")
+    assert quality.network_source("dc-d20") is None and quality.network_source("dc-chimera") is None
+    assert quality.row_dir(quality.Path("q"), "dc-binary") == quality.Path("q/candidates/dc-binary")
     assert set(EXPERIMENTS["deepclustering"].candidates) == set(candidates)
 
 

@@ -1,4 +1,4 @@
-"""``python -m speechsep.bench data|discovery|separate|meanshift|quality|workers|train``: see :mod:`speechsep.bench`."""
+"""``python -m speechsep.bench BENCHMARK``: see :mod:`speechsep.bench`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ def main(argv=None):
                            help="bandwidths to try")
     meanshift.add_argument("--min-fractions", type=float, nargs="+", default=[0.05, 0.1, 0.15],
                            help="minimum cluster sizes to try, as a fraction of the active bins")
+    softmask = commands.add_parser("softmask", help="binary against soft clustering masks per beta (validation)")
+    softmask.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering", help="a deep-clustering run folder")
+    _corpus(softmask)
+    softmask.add_argument("--split", choices=("valid", "test"), default="valid",
+                          help="whose speakers are mixed: tune on valid (default), report on test")
+    softmask.add_argument("--mixtures", type=int, default=100, help="mixtures (default 100)")
+    softmask.add_argument("--betas", type=float, nargs="+", default=[2.0, 5.0, 10.0, 20.0, 40.0],
+                          help="soft-mask sharpness values to try (binary masks are always the first row)")
     quality = commands.add_parser("quality", help="train all experiments, evaluate with the oracles")
     quality.add_argument("--timit", default=SHARED_SAMPLE,
                          help=f"corpus folder; its test speakers give the table's test mixtures (default {SHARED_SAMPLE})")
@@ -96,12 +104,13 @@ def main(argv=None):
     from speechsep.bench.meanshift import bench_meanshift
     from speechsep.bench.quality import bench_quality
     from speechsep.bench.separate import bench_separate
+    from speechsep.bench.softmask import bench_softmask
     from speechsep.bench.train import bench_train
     from speechsep.bench.workers import bench_workers
 
     command = {"data": bench_data, "discovery": bench_discovery, "separate": bench_separate,
-               "meanshift": bench_meanshift, "quality": bench_quality, "workers": bench_workers,
-               "train": bench_train}[args.command]
+               "meanshift": bench_meanshift, "softmask": bench_softmask, "quality": bench_quality,
+               "workers": bench_workers, "train": bench_train}[args.command]
     return run_guarded(command, args)
 
 

@@ -41,7 +41,7 @@ def network_source(name: str, rows: dict | None = None, argv=()) -> str | None:
 
     Two rows share a network when their configs differ only in
     :data:`READOUT_FIELDS`: mean-shift and PCA sign reuse the deep-clustering
-    network (same architecture and loss; only the readout differs), ``dc-soft``
+    network (same architecture and loss; only the readout differs), ``dc-binary``
     too, and ``dc-chimera-kmeans`` reuses ``dc-chimera``. Reusing isolates the
     readout and saves a 30-minute training on 2 CPU cores each (the README
     says so). ``argv``: the command line the rows train with.

@@ -93,6 +93,7 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
     else:
         group.add_argument("--loss", choices=("mse", "pit"), default=experiment.loss,
                            help="mse against the source-1 IBM (original) or permutation-invariant (uPIT)")
+    parser.set_defaults(**experiment.defaults)  # this experiment's measured recipe choices
     return parser
 
 
@@ -143,8 +144,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mask-loss-weight", type=float, default=defaults.mask_loss_weight, metavar="W",
                        help=f"total loss (1 - W)·L_DC + W·L_MI (default {defaults.mask_loss_weight})")
     group.add_argument("--soft-mask-beta", type=float, default=defaults.soft_mask_beta, metavar="BETA",
-                       help="k-means/mean-shift give soft masks p(c|v) ∝ exp(BETA·vᵀμ_c) (e.g. 10; "
-                            "default: binary masks)")
+                       help="k-means/mean-shift give soft masks p(c|v) ∝ exp(BETA·vᵀμ_c); 0 or None: binary "
+                            "masks, as in the paper (default %(default)s)")
     group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
                        help="constant, or cosine decay to 0 over the epochs or the --minutes budget")
     group.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
@@ -161,7 +162,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 def recipe_from_args(args) -> dict:
     """The :class:`ExperimentConfig` recipe fields of parsed :func:`add_recipe_arguments` options."""
     return dict(dc_loss=args.dc_loss, mask_head=args.mask_head, mask_loss=args.mask_loss,
-                mask_loss_weight=args.mask_loss_weight, soft_mask_beta=args.soft_mask_beta,
+                mask_loss_weight=args.mask_loss_weight, soft_mask_beta=args.soft_mask_beta or None,  # 0: binary
                 lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps, clip_norm=args.clip_norm,
                 long_chunk_frames=args.long_chunk_frames, curriculum_epoch=args.curriculum_epoch)
 
