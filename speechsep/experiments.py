@@ -83,7 +83,8 @@ _DC_CANDIDATES = {
     "dc-clip1": {"clip_norm": 1.0},
     "dc-level10": {"train_level_range": (0.0, 10.0)},
     # Several short-budget changes at once: a cheaper embedding layer, a higher peak rate, and a decay to 0.
-    "dc-d20-lr2e-3-cosine": {"embedding_dim": 20, "learning_rate": 2e-3, "warmup_steps": 50, "lr_schedule": "cosine"},
+    "dc-d20-lr2e-3-cosine": {"embedding_dim": 20, "learning_rate": 2e-3, "warmup_steps": 50,
+                             "lr_schedule": "cosine"},
 }
 
 # The recipe choices that paid (README, "Results"): the whitened DC objective (Wang et al., ICASSP 2018), and

@@ -83,3 +83,11 @@ def test_parallel_dynamic_mixing_is_deterministic_from_the_seed():
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(one, other))
+
+
+def test_recurrence_time_reports_its_matmul_rate():
+    from speechsep.bench.train import recurrence_time
+
+    result = recurrence_time(units=8, batch=4, frames=5, repeats=3)
+    flops = 3 * 2.0 * 5 * 2 * 4 * 8 * 32  # forward loop, backward loop and dU of 2 directions
+    assert result["seconds"] > 0 and result["gflops"] == pytest.approx(flops / result["seconds"] / 1e9)

@@ -7,8 +7,9 @@ reference network (default :class:`ExperimentConfig`: 2 × BLSTM(300), D = 40,
 32 chunks of 100 frames) on a fixed batch in memory: steps/s, frames/s,
 achieved GFLOP/s (matmul FLOPs counted from the built model), share of the
 ceiling, speed-up over the stock Keras layer, loss after the timed steps, and
-the CPU cores other processes used meanwhile (noise). Last, the share of step
-time spent waiting for input, for the shard pipeline and for dynamic mixing.
+the CPU cores other processes used meanwhile (noise); the recurrent loops
+alone and their share of the step. Last, the share of step time spent
+waiting for input, for the shard pipeline and for dynamic mixing.
 """
 
 from __future__ import annotations
@@ -103,6 +104,40 @@ def ceiling_shapes(config) -> list[tuple[str, tuple, int | None, bool]]:
             (f"recurrent [{BATCH},{units}]x[{units},{4 * units}]", (BATCH, units, 4 * units), None, False),
             (f"recurrent both directions [2,{BATCH},{units}]x[2,{units},{4 * units}]", (BATCH, units, 4 * units),
              2, False)]
+
+
+def recurrence_time(units: int, batch: int = BATCH, frames: int = FRAMES, repeats: int = 10) -> dict:
+    """The fused recurrence of ONE bidirectional layer alone, forward + backward, XLA-compiled.
+
+    Times :func:`speechsep.nn.recurrent.recurrence` on pre-projected inputs
+    [T, 2, B, 4H] (median of ``repeats`` calls): the per-time-step ``h @ U``
+    loop of the forward pass, the ``dz @ Uᵀ`` loop of the backward pass and
+    the one ``dU`` matmul. Returns seconds and GFLOP/s of those matmuls.
+    """
+    import tensorflow as tf
+
+    from speechsep.nn.recurrent import recurrence
+
+    xw = tf.random.normal([frames, 2, batch, 4 * units])  # [T, D, B, 4H]
+    kernel = tf.random.normal([2, units, 4 * units], stddev=units ** -0.5)  # [D, H, 4H]
+
+    @tf.function(jit_compile=True)
+    def step(xw, kernel):
+        with tf.GradientTape() as tape:
+            tape.watch([xw, kernel])
+            h = recurrence(xw, kernel)  # [T, D, B, H]
+            loss = tf.reduce_sum(h * h)
+        return tape.gradient(loss, [xw, kernel])
+
+    step(xw, kernel)[1].numpy()  # compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(xw, kernel)[1].numpy()
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
+    flops = 3 * 2.0 * frames * 2 * batch * units * 4 * units  # forward loop, backward loop, dU
+    return {"seconds": seconds, "gflops": flops / seconds / 1e9}
 
 
 # ----------------------------------------------------------------------------- FLOPs
@@ -299,6 +334,13 @@ def bench_train(args) -> list[dict]:
               f"{speedup:>9}{row['loss']:>8.4f}{row['noise']:>7.2f}")
     print(f"loss: after {3 + args.steps} steps on one fixed batch (bf16 vs float32: the effect of bfloat16); "
           "noise: CPU cores used by other processes while timing")
+    loops = recurrence_time(config.hidden_units)
+    fused = next((r for r in rows if r["variant"] == "fast +jit"), None)
+    share = f", {100 * config.num_layers * loops['seconds'] / fused['seconds']:.0f}% of the fast +jit step" \
+        if fused else ""
+    print(f"recurrent loops alone (one BLSTM layer, forward + backward, XLA): {1000 * loops['seconds']:.0f} ms "
+          f"at {loops['gflops']:.1f} GFLOP/s; x {config.num_layers} layers{share}")
+    rows.append({"variant": "recurrent loops, one layer", **loops})
 
     if args.input_steps:
         fastest = min(rows, key=lambda r: r["seconds"])["variant"] if rows else "fast +jit"
