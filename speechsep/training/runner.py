@@ -466,6 +466,7 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
     log_magnitude = signal.log_magnitude(spectrum)
     active = record["active"]
     masks = np.stack([readout.masks[i] if i < len(readout.masks) else np.zeros_like(log_magnitude) for i in order])
+    loss_name = "whitened deep-clustering" if separator.config.dc_loss == "dc_whitened" else "deep-clustering"
     figures = {
         "ibm": lambda: plots.plot_masks(log_magnitude, (record["ibm"] == 0).astype(np.float32), masks[0],
                                         active, title=f"{experiment.title}: masks for source 1 (test mixture)"),
@@ -473,7 +474,7 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
                                             title=f"{experiment.title}: BSS Eval SDR of each estimate (test mixture)"),
         "accuracy": lambda: plots.plot_accuracy(history, prefix_title=experiment.title),
         "loss": lambda: plots.plot_history(history, [("loss", "train"), ("val_loss", "validation")],
-                                           title=f"{experiment.title}: deep-clustering loss", ylabel="loss"),
+                                           title=f"{experiment.title}: {loss_name} loss", ylabel="loss"),
         "embeddings": lambda: plots.plot_embeddings_pca(readout.embeddings, record["ibm"], active,
                                                         title=f"{experiment.title}: embeddings, PCA"),
         "separation": lambda: plots.plot_cluster_assignment(readout.labels, active, log_magnitude,
