@@ -72,7 +72,6 @@ _DC_CANDIDATES = {
     "dc-binary": {"soft_mask_beta": 0},  # the paper's binary masks (the default became soft masks)
     "dc-chimera": {"mask_head": True, "clusterer": "mask_head"},
     "dc-chimera-kmeans": {"mask_head": True},
-    "dc-chimera-whitened": {"mask_head": True, "dc_loss": "dc_whitened", "clusterer": "mask_head"},
     "dc-chimera-msa": {"mask_head": True, "mask_loss": "msa", "clusterer": "mask_head"},
     "dc-cosine": {"lr_schedule": "cosine", "warmup_steps": 50},
     "dc-lr2e-3": {"learning_rate": 2e-3, "warmup_steps": 50},

@@ -14,6 +14,7 @@ from speechsep.cli import corpus_from_args
 def bench_softmask(args) -> list[dict]:
     from speechsep import signal
     from speechsep.data import testset
+    from speechsep.eval.compare import PAIR_TYPES
     from speechsep.eval.evaluation import check_unseen, score_record, summarise
     from speechsep.separation.separator import Separator, read_masks, single_threaded_blas
 
@@ -40,7 +41,7 @@ def bench_softmask(args) -> list[dict]:
     for beta in betas:
         summary = summarise(rows[beta])
         pair_sdri = {pair: (summary["by_pair_type"].get(pair, {}).get("sdr_improvement") or {}).get("mean")
-                     for pair in ("female-female", "male-male", "female-male")}
+                     for pair in PAIR_TYPES}
         overall = summary["overall"]
         row = {"beta": beta, **{key: overall[f"{key}_improvement"]["mean"] for key in ("sdr", "si_sdr", "stoi")},
                **{f"sdri_{pair}": value for pair, value in pair_sdri.items()}}

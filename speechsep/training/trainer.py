@@ -459,7 +459,8 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
     if config.minutes:
         callbacks.append(WallClockBudget(config.minutes, earlier_seconds))
     if config.lr_schedule != "constant" or config.warmup_steps:
-        callbacks.insert(1, LearningRateSchedule(config, earlier_seconds))  # before CSVLogger/RunRecord, which log learning_rate
+        # before CSVLogger/RunRecord, which log learning_rate
+        callbacks.insert(1, LearningRateSchedule(config, earlier_seconds))
     if curriculum is not None:
         callbacks.insert(0, curriculum)
     with distribute.exit_if_peer_lost():
