@@ -40,6 +40,7 @@ __all__ = [
     "FLOW_FIGURES",
     "FOLDER_FIGURE",
     "LOSS_LABELS",
+    "loss_key",
     "READOUT_LABELS",
     "LAYOUT_PATTERNS",
     "experiment_config",
@@ -64,6 +65,7 @@ LOSS_LABELS = {
     "mse": ("MSE vs IBM", "mask vs ideal binary mask of source 1\n(active bins)"),
     "pit": ("uPIT MSE", "best speaker permutation per utterance\n(active bins)"),
     "dc": ("deep-clustering loss", "|VᵀV|²−2|VᵀY|²+|YᵀY|²\n(active bins)"),
+    "dc_whitened": ("whitened deep-clustering loss", "D − tr((VᵀV)⁻¹VᵀY(YᵀY)⁻¹YᵀV)\n(active bins)"),
 }
 READOUT_LABELS = {
     "mask": ("mask → (m, 1−m)", "2 masks [T, {F}]"),
@@ -179,17 +181,23 @@ def _canvas(width: float, height: float):
 # --------------------------------------------------------------------------- experiment flow
 
 
+def loss_key(config) -> str:
+    """The :data:`LOSS_LABELS` key of a config's training objective (the DC loss variant for dc models)."""
+    return config.dc_loss if config.loss == "dc" else config.loss
+
+
 def experiment_config(experiment_name: str, config_overrides: Mapping | None = None):
     """The :class:`~speechsep.config.ExperimentConfig` drawn by :func:`experiment_flow`.
 
-    Model, loss and readout come from ``EXPERIMENTS[experiment_name]``; sizes are
-    the config defaults (300 hidden units, 2 layers, D=40) unless overridden.
+    Model, loss, readout and the experiment's recipe defaults (the DC objective)
+    come from ``EXPERIMENTS[experiment_name]``; sizes are the config defaults
+    (300 hidden units, 2 layers, D=40) unless overridden.
     """
     from speechsep.config import ExperimentConfig
 
     experiment = get_experiment(experiment_name)
     fields = {"experiment": experiment.name, "model": experiment.model, "loss": experiment.loss,
-              "readout": experiment.readout}
+              "readout": experiment.readout, "dc_loss": experiment.defaults.get("dc_loss", "dc")}
     fields.update(config_overrides or {})
     return ExperimentConfig(**fields)
 
@@ -256,8 +264,9 @@ def _flow_stages(config, model) -> tuple[list[_Stage], int, _Stage]:
         _stage("signal", "mask × mixture STFT", f"{sources} × [T, {N_BINS}]", detail="iSTFT with mixture phase"),
         _stage("signal", "separated waveforms", f"{sources} × [samples]"),
     ]
-    loss_title, loss_detail = LOSS_LABELS[config.loss]
-    loss = _stage("loss", loss_title, detail=loss_detail, note=f"loss={config.loss!r}, training only")
+    key = loss_key(config)
+    loss_title, loss_detail = LOSS_LABELS[key]
+    loss = _stage("loss", loss_title, detail=loss_detail, note=f"loss={key!r}, training only")
     main = before + network + after
     return main, len(before) + len(network) - 1, loss
 

@@ -442,6 +442,7 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
     """Separate ``record``; write its wavs and every figure of ``experiment`` into ``out``."""
     from speechsep.eval import metrics
     from speechsep.figures import plots
+    from speechsep.figures.schematics import LOSS_LABELS, loss_key
 
     estimates, readout = separator.separate(record["mixture"], record["sources"].shape[0])
     references = record["sources"]
@@ -466,7 +467,7 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
     log_magnitude = signal.log_magnitude(spectrum)
     active = record["active"]
     masks = np.stack([readout.masks[i] if i < len(readout.masks) else np.zeros_like(log_magnitude) for i in order])
-    loss_name = "whitened deep-clustering" if separator.config.dc_loss == "dc_whitened" else "deep-clustering"
+    loss_title = LOSS_LABELS[loss_key(separator.config)][0]  # e.g. "whitened deep-clustering loss"
     figures = {
         "ibm": lambda: plots.plot_masks(log_magnitude, (record["ibm"] == 0).astype(np.float32), masks[0],
                                         active, title=f"{experiment.title}: masks for source 1 (test mixture)"),
@@ -474,7 +475,7 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
                                             title=f"{experiment.title}: BSS Eval SDR of each estimate (test mixture)"),
         "accuracy": lambda: plots.plot_accuracy(history, prefix_title=experiment.title),
         "loss": lambda: plots.plot_history(history, [("loss", "train"), ("val_loss", "validation")],
-                                           title=f"{experiment.title}: {loss_name} loss", ylabel="loss"),
+                                           title=f"{experiment.title}: {loss_title}", ylabel="loss"),
         "embeddings": lambda: plots.plot_embeddings_pca(readout.embeddings, record["ibm"], active,
                                                         title=f"{experiment.title}: embeddings, PCA"),
         "separation": lambda: plots.plot_cluster_assignment(readout.labels, active, log_magnitude,
