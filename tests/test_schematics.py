@@ -50,10 +50,11 @@ EXPECTED_TEXT = {  # written out by hand from the model definitions (2 x 8 units
     "rnn": ["LSTM 8", "[B, T, 8]", "Dense 129, sigmoid", "MSE vs IBM", "mask → (m, 1−m)"],
     "bidirnn": ["Bidirectional(LSTM 8)", "[B, T, 16]", "Dense 129, sigmoid", "MSE vs IBM"],
     "bidiloss": ["Bidirectional(LSTM 8)", "[B, T, 16]", "Dense 516, tanh", "[B, T, 516]",
-                 "[B, T, 129, 4]", "UnitNormalize", "deep-clustering loss", "sign of 1st principal"],
+                 "[B, T, 129, 4]", "UnitNormalize", "deep-clustering loss", "|VᵀV|²−2|VᵀY|²+|YᵀY|²",
+                 "sign of 1st principal"],  # the original study's objective
     "deepclustering": ["Bidirectional(LSTM 8)", "[B, T, 16]", "Dense 516, tanh", "[B, T, 516]",
-                       "Reshape (-1, 129, 4)", "[B, T, 129, 4]", "UnitNormalize", "deep-clustering loss",
-                       "|VᵀV|²−2|VᵀY|²+|YᵀY|²", "k-means on active bins"],
+                       "Reshape (-1, 129, 4)", "[B, T, 129, 4]", "UnitNormalize", "whitened deep-clustering loss",
+                       "D − tr((VᵀV)⁻¹VᵀY(YᵀY)⁻¹YᵀV)", "k-means on active bins"],  # the recipe's default
 }
 
 
@@ -120,7 +121,7 @@ def test_config_changes_change_the_drawing():
 
 
 def test_labels_cover_every_loss_and_readout():
-    assert set(schematics.LOSS_LABELS) == set(config_module.LOSSES)
+    assert set(schematics.LOSS_LABELS) == set(config_module.LOSSES) | set(config_module.DC_LOSSES)
     assert set(schematics.READOUT_LABELS) == set(config_module.READOUTS)
     assert "uPIT MSE" in joined(schematics.experiment_flow("rnn", {**TINY, "loss": "pit"}))
     assert "mean-shift on unit sphere" in joined(schematics.experiment_flow("meanshift", TINY))

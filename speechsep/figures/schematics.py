@@ -60,7 +60,7 @@ STAGE_STYLES = {
     "readout": ("#d8efd6", "#2f7d32", "readout (inference)"),
 }
 
-# Loss/readout boxes: (title, detail line(s)). Keys are config.LOSSES / config.READOUTS.
+# Loss/readout boxes: (title, detail line(s)). Keys are config.LOSSES and DC_LOSSES (loss_key) / config.READOUTS.
 LOSS_LABELS = {
     "mse": ("MSE vs IBM", "mask vs ideal binary mask of source 1\n(active bins)"),
     "pit": ("uPIT MSE", "best speaker permutation per utterance\n(active bins)"),
