@@ -224,6 +224,19 @@ def test_plot_history_single_epoch_point_is_inside_the_axes(tmp_path):
     assert not empty.axes[0].get_lines()
 
 
+def test_training_curves_mark_where_the_training_data_changed():
+    events = [(2.5, "training on 400-frame chunks from here")]
+    (ax,) = plots.plot_history(HISTORY, [("loss", "train"), ("val_loss", "validation")], events=events).axes
+    mark = ax.get_lines()[-1]
+    np.testing.assert_allclose(mark.get_xdata(), [2.5, 2.5])
+    assert mark.get_linestyle() == ":"
+    assert [text.get_text() for text in ax.get_legend().get_texts()][-1] == events[0][1]
+    for panel in plots.plot_accuracy(HISTORY, events=events).axes:
+        assert [line.get_label() for line in panel.get_lines()] == ["train", "validation", "chance", events[0][1]]
+    # no data: no mark either (the axes would stretch to x = 2.5 around a "no data" message)
+    assert not plots.plot_history({}, [("loss", "train")], events=events).axes[0].get_lines()
+
+
 def test_plot_accuracy_two_panels_with_chance_line():
     figure = plots.plot_accuracy(HISTORY, prefix_title="BLSTM")
     assert isinstance(figure, Figure)

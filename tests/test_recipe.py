@@ -336,6 +336,15 @@ def test_recipe_flags_set_the_config(tmp_path):
         ExperimentRun("bidirnn", None, None, ["--mask-head"])
 
 
+def test_curriculum_events_mark_the_first_long_chunk_epoch():
+    from speechsep.training.runner import curriculum_events
+
+    curriculum = ExperimentConfig(long_chunk_frames=400, curriculum_epoch=1)
+    assert curriculum_events(curriculum, epochs=6) == [(1.5, "training on 400-frame chunks from here")]
+    assert curriculum_events(curriculum, epochs=1) == []  # the run ended before the switch
+    assert curriculum_events(ExperimentConfig(), epochs=6) == []
+
+
 def test_candidate_rows_build_and_stay_out_of_the_study():
     study, every = comparison_rows(), comparison_rows(candidates=True)
     candidates = [name for name in every if name not in study]

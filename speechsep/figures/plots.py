@@ -289,15 +289,26 @@ def _plot_series(ax, history: Mapping, series: Iterable[tuple[str, str]]) -> int
     return drawn
 
 
-def plot_history(history: Mapping, series: Sequence[tuple[str, str]], title: str = "", ylabel: str = "") -> Figure:
+def _mark_events(ax, events: Sequence[tuple[float, str]]) -> None:
+    """A dotted vertical line, in the legend, at each ``(epoch position, label)`` of ``events``."""
+    for position, label in events:
+        ax.axvline(position, color="0.35", linestyle=":", linewidth=1.4, label=label)
+
+
+def plot_history(history: Mapping, series: Sequence[tuple[str, str]], title: str = "", ylabel: str = "",
+                 events: Sequence[tuple[float, str]] = ()) -> Figure:
     """Training curves from a Keras ``History.history``-like dict.
 
     ``series`` lists ``(key, label)`` pairs; keys missing from ``history`` are
-    skipped. Epochs are numbered from 1. Returns a Figure with one axes.
+    skipped. Epochs are numbered from 1. ``events`` are ``(position, label)``
+    marks drawn as dotted vertical lines, e.g. ``(2.5, "400-frame chunks")``
+    between epochs 2 and 3 where the training data changed. Returns a Figure
+    with one axes.
     """
     figure = _new_figure(6.4, 4.2)
     ax = figure.subplots()
     if _plot_series(ax, history, series):
+        _mark_events(ax, events)
         ax.legend(fontsize="small")
     else:
         _empty_message(ax, "no data")
@@ -307,11 +318,12 @@ def plot_history(history: Mapping, series: Sequence[tuple[str, str]], title: str
     return figure
 
 
-def plot_accuracy(history: Mapping, prefix_title: str = "") -> Figure:
+def plot_accuracy(history: Mapping, prefix_title: str = "", events: Sequence[tuple[float, str]] = ()) -> Figure:
     """Bin accuracy per epoch: fixed speaker order (left) and permutation-invariant (right).
 
     Keys ``acc_fixed``/``val_acc_fixed`` and ``acc_pit``/``val_acc_pit``; y from 0
-    to 1 with a dashed chance line at 0.5. Returns a Figure with two axes.
+    to 1 with a dashed chance line at 0.5; ``events`` as in :func:`plot_history`
+    (drawn on panels that have data). Returns a Figure with two axes.
     """
     figure = _new_figure(11.0, 4.0)
     axes = figure.subplots(1, 2, sharey=True)
@@ -322,6 +334,8 @@ def plot_accuracy(history: Mapping, prefix_title: str = "") -> Figure:
     for ax, (name, series) in zip(axes, panels):
         drawn = _plot_series(ax, history, series)
         ax.axhline(0.5, color="0.45", linestyle=(0, (5, 4)), linewidth=1.0, label="chance")
+        if drawn:
+            _mark_events(ax, events)
         ax.set_ylim(0.0, 1.02)
         ax.set_title(name)
         if not drawn:

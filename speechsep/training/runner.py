@@ -438,6 +438,19 @@ class ExperimentRun:
         return self.results
 
 
+def curriculum_events(config: ExperimentConfig, epochs: int) -> list[tuple[float, str]]:
+    """Where a run's training curves change meaning: ``[(epoch position, label)]`` for :mod:`~speechsep.figures.plots`.
+
+    With a chunk curriculum the training loss and accuracies of epochs from
+    ``config.curriculum_epoch`` on (0-based) are measured on long chunks, so
+    they jump at the switch; validation stays on ``chunk_frames`` chunks.
+    Empty without a curriculum or when the run ended before the switch.
+    """
+    if config.long_chunk_frames is None or config.curriculum_epoch >= epochs:
+        return []
+    return [(config.curriculum_epoch + 0.5, f"training on {config.long_chunk_frames}-frame chunks from here")]
+
+
 def write_example(out: Path, experiment: Experiment, separator, record: dict, history: dict) -> Example:
     """Separate ``record``; write its wavs and every figure of ``experiment`` into ``out``."""
     from speechsep.eval import metrics
@@ -468,14 +481,15 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
     active = record["active"]
     masks = np.stack([readout.masks[i] if i < len(readout.masks) else np.zeros_like(log_magnitude) for i in order])
     loss_title = LOSS_LABELS[loss_key(separator.config)][0]  # e.g. "whitened deep-clustering loss"
+    events = curriculum_events(separator.config, len(history.get("loss") or ()))
     figures = {
         "ibm": lambda: plots.plot_masks(log_magnitude, (record["ibm"] == 0).astype(np.float32), masks[0],
                                         active, title=f"{experiment.title}: masks for source 1 (test mixture)"),
         "wav": lambda: plots.plot_waveforms(record["mixture"], references, estimates, sdr, signal.SAMPLE_RATE,
                                             title=f"{experiment.title}: BSS Eval SDR of each estimate (test mixture)"),
-        "accuracy": lambda: plots.plot_accuracy(history, prefix_title=experiment.title),
+        "accuracy": lambda: plots.plot_accuracy(history, prefix_title=experiment.title, events=events),
         "loss": lambda: plots.plot_history(history, [("loss", "train"), ("val_loss", "validation")],
-                                           title=f"{experiment.title}: {loss_title}", ylabel="loss"),
+                                           title=f"{experiment.title}: {loss_title}", ylabel="loss", events=events),
         "embeddings": lambda: plots.plot_embeddings_pca(readout.embeddings, record["ibm"], active,
                                                         title=f"{experiment.title}: embeddings, PCA"),
         "separation": lambda: plots.plot_cluster_assignment(readout.labels, active, log_magnitude,
