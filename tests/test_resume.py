@@ -58,6 +58,8 @@ def test_killed_run_resumes_keeps_its_record_and_best_model(toy_dataset, tmp_pat
     record = read_record(out)
     assert record["epochs_done"] == 2 and csv_epochs(out) == ["0", "1"]
     first_losses = record["history"]["val_loss"]
+    steps_per_epoch = record["optimizer_steps"] // 2
+    assert steps_per_epoch >= 1 and record["optimizer_steps"] == 2 * steps_per_epoch
 
     # The kill window: the record and history.csv may hold an epoch the backup does not (dropped on
     # resume). And make epoch 2 unbeatable: best.keras must then never change again.
@@ -74,6 +76,7 @@ def test_killed_run_resumes_keeps_its_record_and_best_model(toy_dataset, tmp_pat
     assert f"Resuming {out} from epoch 3 of 3" in capsys.readouterr().out
     record = read_record(out)
     assert record["epochs_done"] == 3 and record["history"] == history
+    assert record["optimizer_steps"] == 3 * steps_per_epoch  # counted across both sessions
     assert len(history["loss"]) == 3 and 0.0 not in history["loss"]
     assert history["val_loss"][:2] == [first_losses[0], 1e-6]
     assert record["best_epoch"] == 2 and (out / "best.keras").read_bytes() == best

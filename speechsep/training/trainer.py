@@ -217,7 +217,7 @@ class ChunkCurriculum(keras.callbacks.Callback):
 
 
 class RunRecord(keras.callbacks.Callback):
-    """Rewrite ``run.json`` (atomically) after every epoch."""
+    """Rewrite ``run.json`` (atomically) after every epoch: history, epochs done, best epoch, wall time, steps."""
 
     def __init__(self, path: Path, record: dict):
         super().__init__()
@@ -232,6 +232,9 @@ class RunRecord(keras.callbacks.Callback):
         self.record["epochs_done"] = len(losses)
         self.record["best_epoch"] = int(np.nanargmin(losses)) + 1 if losses else None
         self.record["wall_seconds"] = self.earlier_seconds + time.time() - self.start
+        # optimizer updates so far, across resumed sessions (BackupAndRestore restores the optimizer): what a
+        # --minutes budget bought, comparable between hosts and recipes
+        self.record["optimizer_steps"] = int(np.asarray(self.model.optimizer.iterations))
         atomic_write_json(self.path, self.record)
 
 
