@@ -76,8 +76,8 @@ _DC_CANDIDATES = {
     "dc-cosine": {"lr_schedule": "cosine", "warmup_steps": 50},
     "dc-lr2e-3": {"learning_rate": 2e-3, "warmup_steps": 50},
     "dc-curriculum": {"long_chunk_frames": 400, "curriculum_epoch": 3},
-    # test mixtures last 2-5 s (TIMIT) and up to tens of seconds (LibriSpeech): train on 400-frame (3.2 s)
-    # chunks after one epoch of 100-frame ones, so the BLSTM has heard contexts as long as it is tested on
+    # test mixtures last up to 5.5 s (TIMIT sample) or 17 s (LibriSpeech sample): train on 400-frame (3.2 s)
+    # chunks after one epoch of 100-frame ones, so the BLSTM hears contexts closer to those it is tested on
     "dc-long400": {"long_chunk_frames": 400, "curriculum_epoch": 1},
     "dc-d20": {"embedding_dim": 20},
     "dc-4x600": {"hidden_units": 600, "layers": 4},

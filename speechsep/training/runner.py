@@ -439,7 +439,7 @@ class ExperimentRun:
 
 
 def curriculum_events(config: ExperimentConfig, epochs: int) -> list[tuple[float, str]]:
-    """Where a run's training curves change meaning: ``[(epoch position, label)]`` for :mod:`~speechsep.figures.plots`.
+    """Where a run's training curves change meaning: ``[(epoch position, label)]`` for the plots' ``events``.
 
     With a chunk curriculum the training loss and accuracies of epochs from
     ``config.curriculum_epoch`` on (0-based) are measured on long chunks, so
