@@ -155,6 +155,10 @@ class ExperimentConfig:
         """What the pipeline must add for the mask head (``mask_loss``), or None without one."""
         return self.mask_loss if self.mask_head else None
 
+    def trains_long_chunks(self, epoch: int) -> bool:
+        """Whether (0-based) ``epoch`` trains on ``long_chunk_frames`` chunks: the chunk curriculum's one rule."""
+        return self.long_chunk_frames is not None and epoch >= self.curriculum_epoch
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -276,7 +276,8 @@ def test_learning_rate_schedule_drives_the_optimizer_in_fit():
 
 
 def test_chunk_curriculum_switches_the_training_data():
-    curriculum = ChunkCurriculum(switch_epoch=2)
+    config = ExperimentConfig(batch_size=32, long_chunk_frames=400, curriculum_epoch=2)
+    curriculum = ChunkCurriculum(config)
     short = tf.data.Dataset.from_tensors(np.zeros((4, 100, 129), np.float32)).repeat()
     long = tf.data.Dataset.from_tensors(np.zeros((1, 400, 129), np.float32)).repeat()
     iterator = iter(pipeline.switch_datasets([short, long], lambda: curriculum.stage))
@@ -285,7 +286,7 @@ def test_chunk_curriculum_switches_the_training_data():
         curriculum.on_epoch_begin(epoch)
         shapes.append(tuple(next(iterator).shape))
     assert shapes == [(4, 100, 129)] * 2 + [(1, 400, 129)] * 2
-    config = ExperimentConfig(batch_size=32, long_chunk_frames=400, curriculum_epoch=2)
+    assert not ExperimentConfig().trains_long_chunks(5)  # no curriculum: short chunks in every epoch
     assert config.long_batch_size == 8  # as many frames per batch
 
 

@@ -446,7 +446,7 @@ def curriculum_events(config: ExperimentConfig, epochs: int) -> list[tuple[float
     they jump at the switch; validation stays on ``chunk_frames`` chunks.
     Empty without a curriculum or when the run ended before the switch.
     """
-    if config.long_chunk_frames is None or config.curriculum_epoch >= epochs:
+    if epochs == 0 or not config.trains_long_chunks(epochs - 1):
         return []
     return [(config.curriculum_epoch + 0.5, f"training on {config.long_chunk_frames}-frame chunks from here")]
 

@@ -202,18 +202,18 @@ class LearningRateSchedule(keras.callbacks.Callback):
 
 
 class ChunkCurriculum(keras.callbacks.Callback):
-    """Stage 0 (``chunk_frames`` chunks) before ``config.curriculum_epoch``, stage 1 (long chunks) from it on.
+    """Stage 1 (long chunks) in the epochs where ``config.trains_long_chunks``, stage 0 (``chunk_frames``) before.
 
     :func:`speechsep.data.pipeline.switch_datasets` reads :attr:`stage` before
     every training batch; a resumed run starts in the stage of its epoch.
     """
 
-    def __init__(self, switch_epoch: int):
+    def __init__(self, config: ExperimentConfig):
         super().__init__()
-        self.switch_epoch, self.stage = switch_epoch, 0
+        self.config, self.stage = config, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.stage = int(epoch >= self.switch_epoch)
+        self.stage = int(self.config.trains_long_chunks(epoch))
 
 
 class RunRecord(keras.callbacks.Callback):
@@ -417,7 +417,7 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
     if config.long_chunk_frames is not None:
         if long_train_data is None:
             raise ValueError(f"config.long_chunk_frames = {config.long_chunk_frames} needs long_train_data")
-        curriculum = ChunkCurriculum(config.curriculum_epoch)
+        curriculum = ChunkCurriculum(config)
         train_fit = switch_datasets([train_fit, long_train_data.map(pack)], lambda: curriculum.stage)
     if config.steps_per_epoch:
         train_fit = train_fit.repeat()
