@@ -88,6 +88,21 @@ def test_quality_training_argv_is_accepted_and_sets_the_budget(budget, tmp_path)
     assert run.out == (tmp_path / "run").resolve()
 
 
+def test_quality_step_budget_replaces_the_dc_rows_minutes(tmp_path):
+    args = argparse.Namespace(timit="corpus-folder", corpus_root=None, dc_minutes=30.0, dc_steps=1000,
+                              mask_minutes=4.0, steps_per_epoch=150, test_mixtures=100, seed=0)
+    dc = ExperimentRun("deepclustering", None, None, quality.training_argv(args, "dc", tmp_path / "dc")).config
+    assert (dc.minutes, dc.epochs, dc.steps_per_epoch) == (None, 7, 150)  # 1000 steps: 7 whole epochs of 150
+    assert quality.dc_budget(args) == "1050 optimizer steps"
+    mask = ExperimentRun("feedforward", None, None, quality.training_argv(args, "mask", tmp_path / "ff")).config
+    assert (mask.minutes, mask.epochs) == (4.0, 1000)  # the mask networks keep their minutes
+    args.dc_steps = None
+    assert quality.dc_budget(args) == "30 min"
+    args.dc_steps = 0
+    with pytest.raises(ValueError, match="--dc-steps"):
+        quality.training_argv(args, "dc", tmp_path / "dc")
+
+
 def test_a_trained_row_is_scored_on_the_tables_mixtures_and_keeps_its_own_split(toy_dataset, tmp_path):
     """bench quality trains on several corpora but scores every row on --timit's test mixtures."""
     run = ExperimentRun("deepclustering", None, None,

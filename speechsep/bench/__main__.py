@@ -63,6 +63,9 @@ def main(argv=None):
                               "test mixtures")
     quality.add_argument("--out", default=QUALITY_DIR, help=f"folder of the run folders (default {QUALITY_DIR})")
     quality.add_argument("--dc-minutes", type=float, default=30.0, help="budget of the deep-clustering network")
+    quality.add_argument("--dc-steps", type=int, default=None, metavar="STEPS",
+                         help="train the deep-clustering rows for this many optimizer steps (whole epochs of "
+                              "--steps-per-epoch, rounded up) instead of --dc-minutes: rows comparable across hosts")
     quality.add_argument("--mask-minutes", type=float, default=4.0, help="budget of each mask network")
     quality.add_argument("--steps-per-epoch", type=int, default=150, help="batches per epoch (default 150)")
     quality.add_argument("--test-mixtures", type=int, default=100, help="test mixtures (default 100)")

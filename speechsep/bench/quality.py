@@ -110,12 +110,28 @@ def reuse_network(source_run: Path, run_dir: Path, config_changes: dict, records
 
 
 def training_argv(args, budget: str, run_dir: Path) -> list[str]:
-    """The command line every trained row gets: dynamic mixing under its wall-clock budget."""
-    minutes = args.dc_minutes if budget == "dc" else args.mask_minutes
+    """The command line every trained row gets: dynamic mixing under its budget, wall-clock minutes or, for
+    the deep-clustering rows with ``--dc-steps``, whole epochs of optimizer steps (no time limit)."""
+    steps = getattr(args, "dc_steps", None) if budget == "dc" else None
+    if steps is not None and steps < 1:
+        raise ValueError(f"--dc-steps must be at least 1, got {steps}")
+    if steps is not None:
+        limit = ["--epochs", str(-(-steps // args.steps_per_epoch))]
+    else:
+        limit = ["--minutes", str(args.dc_minutes if budget == "dc" else args.mask_minutes), "--epochs", "1000"]
     roots = [option for root in (getattr(args, "corpus_root", None) or ()) for option in ("--corpus-root", root)]
-    return ["--timit", args.timit, *roots, "--dynamic-mixing", "--minutes", str(minutes), "--epochs", "1000",
+    return ["--timit", args.timit, *roots, "--dynamic-mixing", *limit,
             "--steps-per-epoch", str(args.steps_per_epoch), "--test-mixtures", str(args.test_mixtures),
             "--seed", str(args.seed), "--out", str(run_dir)]
+
+
+def dc_budget(args) -> str:
+    """The deep-clustering rows' budget, as the tables' headers state it."""
+    steps = getattr(args, "dc_steps", None)
+    if steps is not None:
+        epochs = -(-steps // args.steps_per_epoch)
+        return f"{epochs * args.steps_per_epoch} optimizer steps"
+    return f"{args.dc_minutes:g} min"
 
 
 def bench_quality(args) -> dict:
@@ -155,7 +171,7 @@ def bench_quality(args) -> dict:
     if candidates:
         write_candidates_table(out / "candidates", summaries, candidates, test.speakers, args)
     header = (f"Test speakers never seen in training: {', '.join(test.speakers)}; {args.test_mixtures} "
-              f"mixtures; seed {args.seed}; DC budget {args.dc_minutes} min, mask nets {args.mask_minutes} min "
+              f"mixtures; seed {args.seed}; DC budget {dc_budget(args)}, mask nets {args.mask_minutes} min "
               "of 2-core CPU training with dynamic mixing.")
     text = tables_markdown(summaries, header)
     print(text)
@@ -172,7 +188,7 @@ def write_candidates_table(folder: Path, summaries: dict, candidates: dict, test
     rows.update(candidates)
     header = (f"Deep-clustering recipe candidates (each changes one setting of the {DC_NETWORK_ROW} row); test "
               f"speakers {', '.join(test_speakers)}; {args.test_mixtures} mixtures; seed {args.seed}; "
-              f"{args.dc_minutes} min of 2-core CPU training with dynamic mixing each.")
+              f"{dc_budget(args)} of 2-core CPU training with dynamic mixing each.")
     text = tables_markdown(rows, header)
     print(text)
     atomic_write_text(folder / "candidates.md", text)
