@@ -101,6 +101,8 @@ def test_quality_step_budget_replaces_the_dc_rows_minutes(tmp_path):
     args.dc_steps = 0
     with pytest.raises(ValueError, match="--dc-steps"):
         quality.training_argv(args, "dc", tmp_path / "dc")
+    with pytest.raises(ValueError, match="--dc-steps"):
+        quality.dc_budget(args)
 
 
 def test_a_trained_row_is_scored_on_the_tables_mixtures_and_keeps_its_own_split(toy_dataset, tmp_path):

@@ -109,14 +109,23 @@ def reuse_network(source_run: Path, run_dir: Path, config_changes: dict, records
     return results
 
 
+def dc_epochs(args) -> int | None:
+    """The whole epochs of ``--steps-per-epoch`` that ``--dc-steps`` asks for (rounded up), or None when the
+    deep-clustering rows train under ``--dc-minutes``."""
+    steps = getattr(args, "dc_steps", None)
+    if steps is None:
+        return None
+    if steps < 1:
+        raise ValueError(f"--dc-steps must be at least 1, got {steps}")
+    return -(-steps // args.steps_per_epoch)
+
+
 def training_argv(args, budget: str, run_dir: Path) -> list[str]:
     """The command line every trained row gets: dynamic mixing under its budget, wall-clock minutes or, for
     the deep-clustering rows with ``--dc-steps``, whole epochs of optimizer steps (no time limit)."""
-    steps = getattr(args, "dc_steps", None) if budget == "dc" else None
-    if steps is not None and steps < 1:
-        raise ValueError(f"--dc-steps must be at least 1, got {steps}")
-    if steps is not None:
-        limit = ["--epochs", str(-(-steps // args.steps_per_epoch))]
+    epochs = dc_epochs(args) if budget == "dc" else None
+    if epochs is not None:
+        limit = ["--epochs", str(epochs)]
     else:
         limit = ["--minutes", str(args.dc_minutes if budget == "dc" else args.mask_minutes), "--epochs", "1000"]
     roots = [option for root in (getattr(args, "corpus_root", None) or ()) for option in ("--corpus-root", root)]
@@ -127,11 +136,8 @@ def training_argv(args, budget: str, run_dir: Path) -> list[str]:
 
 def dc_budget(args) -> str:
     """The deep-clustering rows' budget, as the tables' headers state it."""
-    steps = getattr(args, "dc_steps", None)
-    if steps is not None:
-        epochs = -(-steps // args.steps_per_epoch)
-        return f"{epochs * args.steps_per_epoch} optimizer steps"
-    return f"{args.dc_minutes:g} min"
+    epochs = dc_epochs(args)
+    return f"{args.dc_minutes:g} min" if epochs is None else f"{epochs * args.steps_per_epoch} optimizer steps"
 
 
 def bench_quality(args) -> dict:
@@ -146,6 +152,7 @@ def bench_quality(args) -> dict:
     unknown = sorted(set(args.only or ()) - set(rows))
     if unknown:
         raise ValueError(f"--only: unknown row(s) {unknown}; known: {', '.join(rows)}")
+    dc_epochs(args)  # a bad --dc-steps fails before the test mixtures are built
     timit_only = argparse.Namespace(**{**vars(args), "corpus_root": None})  # the table's test mixtures: --timit's
     test = testset.from_corpus(corpus_from_args(timit_only), args.test_mixtures, args.seed)
     summaries, candidates = {}, {}
