@@ -1,6 +1,6 @@
 """Build the two-talker pickle dataset from TIMIT (or another speech corpus).
 
-Draws speaker-disjoint train/valid/test mixtures of 2 (or ``--speakers K``)
+Draws speaker-disjoint train/valid/test mixtures of 2 (or ``--num-speakers K``)
 different talkers at a relative level uniform in [0, 5] dB (training mixtures:
 random 4 s crops of each source, ``--crop-seconds``; validation and test: the
 shorter source's length), and writes
@@ -26,7 +26,7 @@ except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechsep.cli import (add_corpus_arguments, add_dataset_arguments, build_dataset, corpus_from_args,
-                           dataset_config_from_args, dataset_name, run_guarded)
+                           dataset_config_from_args, dataset_name, program_start, run_guarded)
 
 HERE = Path(__file__).resolve().parent
 
@@ -55,4 +55,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    program_start()  # quiet TensorFlow start-up
     main()

@@ -21,7 +21,7 @@ except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechsep.cli import (add_corpus_arguments, add_crop_argument, corpus_from_args, describe_corpus,
-                           mixing_from_args, run_guarded)
+                           mixing_from_args, program_start, run_guarded)
 
 
 def main(argv=None):
@@ -48,7 +48,7 @@ def main(argv=None):
 
             corpus = corpus_from_args(args)
             mixing = mixing_from_args(args)
-            speakers = split_speakers(corpus, seed=args.seed, min_speakers=args.speakers)["train"]
+            speakers = split_speakers(corpus, seed=args.seed, min_speakers=args.num_speakers)["train"]
             mean, std = pipeline.estimate_stats(corpus, speakers, mixing)
             dataset = pipeline.make_dynamic_dataset(corpus, speakers, mixing, mean, std, args.batch_size,
                                                     args.chunk_frames, seed=args.seed)
@@ -75,4 +75,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    program_start()  # quiet TensorFlow start-up
     main()

@@ -21,11 +21,13 @@ try:
 except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from speechsep.cli import program_start
 from speechsep.training.runner import ExperimentRun, run_experiment
 
 EXPERIMENT = "feedforward"
-# Defaults of the command-line options (--help lists them all): edit in place.
-# Flags given on the command line override these values.
+# Defaults of the command-line options (--help lists them all), by ExperimentConfig field name: what this
+# experiment trains (ExperimentConfig.for_experiment(EXPERIMENT); tests/test_experiments.py keeps the two
+# equal). Edit in place; flags given on the command line override these values.
 CONFIG = dict(
     epochs=10,             # maximum number of epochs
     minutes=None,          # wall-clock budget in minutes (None: no limit)
@@ -33,7 +35,7 @@ CONFIG = dict(
     batch_size=32,         # chunks of 100 frames per step
     learning_rate=1e-3,
     hidden_units=300,
-    layers=2,
+    num_layers=2,          # alias: layers
     dropout=0.0,
 )
 
@@ -45,6 +47,7 @@ def main(argv=None):
 
 #%% 1. Data: speaker-disjoint training/validation pipelines and the unseen test mixtures
 if __name__ == "__main__":
+    program_start(__file__)  # quiet TensorFlow start-up; run from a shell, a user error prints one line
     run = ExperimentRun(EXPERIMENT, __file__, CONFIG)
     data = run.prepare_data()
 

@@ -2,7 +2,10 @@
 
 Writes Pictures/snr_comparison.png (SNR and SDR improvement per method with
 error bars, in the order the study runs, oracle IBM/IRM/mixture rows last),
-Pictures/results.md (the numbers, overall and by pair type), the flow
+Pictures/results.md (the numbers, overall and by pair type),
+Pictures/report/index.html (the listening report: every run's estimates of the
+best and worst mixtures of each pair type, with players; git-ignored, since its
+wavs come from the test corpus), the flow
 schematics generated from the real models (Feed_forward.png, RNN.png,
 Bi-directional-RNN.png, Bi-directional-RNN-with-loss-function.png,
 deep_clustering.png) and FolderStructure.png.
@@ -24,7 +27,7 @@ try:
 except ImportError:  # running from a clone without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechsep.cli import add_corpus_arguments, run_guarded, test_set_from_args
+from speechsep.cli import add_corpus_arguments, program_start, run_guarded, test_set_from_args
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,7 +50,27 @@ def make_pictures(args) -> dict:
         write_all(out)
     print((out / "results.md").read_text())
     print(f"Wrote {out / 'snr_comparison.png'}, {out / 'results.md'} and the schematics to {out}")
+    if args.report_mixtures:
+        write_study_report(runs, test, out / "report", args.report_mixtures)
     return summaries
+
+
+def write_study_report(runs: dict, test, out: Path, mixtures: int) -> None:
+    """The study's listening report (``out/index.html``) of every run on the same test mixtures, oracles included.
+
+    Its wavs are cut from the test corpus: ``Pictures/report/`` is in .gitignore,
+    because TIMIT audio (CC BY-NC-SA) must never be committed.
+    """
+    from speechsep.report import build
+
+    try:
+        infos = build.load_runs(list(runs.values()))
+    except ValueError as error:  # e.g. a run never evaluated: the pictures above still stand
+        print(f"note: no listening report: {error}")
+        return
+    page = build.write_report(infos, out, test, mixtures, oracles=True,
+                              title=f"The study: {len(infos)} runs on {test.description}")
+    print(f"Wrote the listening report {page}: open {page.resolve().as_uri()} in a browser")
 
 
 def main(argv=None):
@@ -60,8 +83,12 @@ def main(argv=None):
     parser.add_argument("--speakers", type=int, default=2, help="talkers per test mixture (default 2)")
     parser.add_argument("--out", default=str(HERE), help="output folder (default: this Pictures folder)")
     parser.add_argument("--no-schematics", action="store_true", help="skip the flow schematics")
+    parser.add_argument("--report-mixtures", type=int, default=6, metavar="N",
+                        help="mixtures to listen to in OUT/report/index.html, the study's listening report "
+                             "(default 6; 0: no report)")
     return run_guarded(make_pictures, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
+    program_start()  # quiet TensorFlow start-up
     main()

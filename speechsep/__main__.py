@@ -1,17 +1,29 @@
-"""Command line: ``python -m speechsep evaluate|separate|launch``.
+"""Command line: ``python -m speechsep evaluate|separate|models|report|launch``.
 
 evaluate
-    ``python -m speechsep evaluate --model RUN_DIR [--timit PATH | --data DIR] [--mixtures N] [--seed S]``
-    evaluates a training run folder (any of the six experiments) or an oracle
+    ``python -m speechsep evaluate --model NAME|RUN_DIR [--timit PATH | --data DIR] [--mixtures N] [--seed S]``
+    evaluates a shipped model (``python -m speechsep models``), a training run
+    folder (any of the six experiments) or an oracle
     (``--model oracle:ibm|oracle:irm|oracle:mixture``) on test mixtures of the
     test speakers, prints a table overall and by pair type, and writes
     ``evaluation.csv`` (per utterance) and ``evaluation.json`` (summary).
 
 separate
-    ``python -m speechsep separate --model RUN_DIR [--out DIR] [--clusterer kmeans|meanshift] [--speakers K] MIX.wav ...``
+    ``python -m speechsep separate [--model NAME|RUN_DIR] [--out DIR] [--clusterer kmeans|meanshift] [--speakers K] MIX.wav ...``
     separates any wav (any sample rate and channel count: downmixed, resampled
-    to 8 kHz) into ``<name>_s1.wav``, ``<name>_s2.wav``, ... at 8 kHz. A bad
-    file is reported and skipped; the others are still processed.
+    to 8 kHz) into ``<name>_s1.wav``, ``<name>_s2.wav``, ... at 8 kHz, with the
+    shipped model ``dc-librispeech`` unless ``--model`` names another. A bad
+    file (unreadable, or NaN/infinite samples) is reported and skipped; the
+    others are still processed.
+
+models
+    ``python -m speechsep models`` lists the shipped models and their cards' headline scores.
+
+report
+    ``python -m speechsep report RUN [RUN ...] [--out DIR] [--mixtures N] [--oracles]``
+    evaluates the runs on the same test mixtures and writes ``DIR/index.html``,
+    a static listening report (players, spectrograms, masks, a sortable table;
+    :mod:`speechsep.report`) that opens from ``file://``.
 
 launch
     ``python -m speechsep launch --workers N [--timeout S] -- COMMAND ...`` runs
@@ -28,8 +40,10 @@ import csv
 import sys
 from pathlib import Path
 
-from speechsep.cli import add_clusterer_argument, add_corpus_arguments, check_out_dir, run_guarded, test_set_from_args
+from speechsep.cli import (add_clusterer_argument, add_corpus_arguments, check_out_dir, program_start, run_guarded,
+                           test_set_from_args)
 from speechsep.io import atomic_write_json
+from speechsep.pretrained import DEFAULT_MODEL
 
 ORACLE_PREFIX = "oracle:"
 
@@ -46,18 +60,18 @@ def evaluate_command(args) -> dict:
         separate, name = evaluation.oracle_separate(kind), f"oracle-{kind}"
         out = Path(args.out or f"evaluation-{name}")
     else:
-        from speechsep.separation.separator import Separator
+        from speechsep import pretrained
 
-        run_dir = Path(args.model)
-        separator = Separator.from_run_dir(run_dir)
+        model = pretrained.load(args.model)  # a shipped name or a run folder
+        separator = model.separator
         if args.seed is None:
             args.seed = separator.config.seed  # the split the run was trained with
         test = test_set_from_args(args, args.speakers or separator.config.num_speakers)
-        evaluation.check_unseen(run_dir, test.speakers, test.corpus)
+        evaluation.check_unseen(model.source.folder, test.speakers, test.corpus)
         readout = args.clusterer or separator.config.readout
         separate = evaluation.model_separate(separator, readout)
-        name = f"{separator.config.experiment}-{readout}"
-        out = Path(args.out or run_dir / "evaluation")
+        name = f"{model.name}-{readout}" if model.source.shipped else f"{separator.config.experiment}-{readout}"
+        out = Path(args.out or (f"evaluation-{model.name}" if model.source.shipped else model.source.folder / "evaluation"))
     check_out_dir(out)  # before the evaluation: a bad --out is one line, not a lost run
     rows = evaluation.evaluate_records(test.records, separate)
     summary = evaluation.summarise(rows)
@@ -80,13 +94,14 @@ def separate_command(args) -> int:
     import numpy as np
     import soundfile
 
+    from speechsep import pretrained
     from speechsep.data.audio import AudioFileError, load_audio
-    from speechsep.separation.separator import Separator, prefetched
+    from speechsep.separation.separator import prefetched
     from speechsep.signal import SAMPLE_RATE
 
     if args.out:
         check_out_dir(args.out)
-    separator = Separator.from_run_dir(args.model)
+    separator = pretrained.load(args.model or DEFAULT_MODEL).separator
     readout = args.clusterer
     if separator.config.model != "dc" and readout not in (None, "mask"):
         print(f"note: {args.model} is a mask network; --clusterer {readout} is ignored", file=sys.stderr)
@@ -94,7 +109,10 @@ def separate_command(args) -> int:
     estimate_count = (readout or separator.config.readout) == "meanshift" and args.speakers is None
     failures = 0
     # the next file is decoded and resampled in a thread while the network separates this one
-    for path, loaded in prefetched(load_audio, [Path(path) for path in args.mixtures]):
+    def load(path):  # a recording with NaN or infinite samples is an error, not two silent files
+        return load_audio(path, non_finite="error")
+
+    for path, loaded in prefetched(load, [Path(path) for path in args.mixtures]):
         try:
             mixture = loaded.result()
             estimates, result = separator.separate(mixture, args.speakers, readout, estimate_count=estimate_count)
@@ -115,6 +133,40 @@ def separate_command(args) -> int:
     return 1 if failures else 0
 
 
+def models_command(args) -> int:
+    from speechsep import pretrained
+
+    for name in pretrained.available():
+        info = pretrained.read_info(pretrained.FOLDER / name)
+        default = " (default)" if name == pretrained.DEFAULT_MODEL else ""
+        print(f"{name}{default}: {info.get('summary', '')}")
+        for line in info.get("headline", []):
+            print(f"    {line}")
+    if not pretrained.available():
+        print("no shipped models in this installation")
+    return 0
+
+
+def report_command(args) -> int:
+    """``python -m speechsep report RUN ...``: the listening report of the runs on their common test mixtures."""
+    from speechsep.report import build
+
+    runs = build.load_runs(args.runs)  # not a run, no results.json, other test sets: one line each
+    out = check_out_dir(args.out)
+    if args.mixtures < 1 or args.test_mixtures < 1:
+        raise ValueError("--mixtures and --test-mixtures must be at least 1")
+    if args.seed is None:
+        args.seed = runs[0].config.get("seed", 0)
+    data_dir = (runs[0].record.get("data") or {}).get("data_dir")
+    if not (args.data or args.timit or args.corpus_root or args.corpus) and data_dir and Path(data_dir).is_dir():
+        args.data = data_dir  # the runs' own pickle dataset, if it is still there
+    test = test_set_from_args(argparse.Namespace(**{**vars(args), "mixtures": args.test_mixtures}),
+                              args.speakers or runs[0].config.get("num_speakers") or 2)
+    page = build.write_report(runs, out, test, args.mixtures, args.oracles)
+    print(f"Wrote {page}: open {page.resolve().as_uri()} in a browser")
+    return 0
+
+
 def launch_command(args) -> int:
     from speechsep.launch import launch
 
@@ -123,18 +175,20 @@ def launch_command(args) -> int:
 
 
 def main(argv=None) -> int:
+    program_start()  # the entry point (also of the `speechsep` console script): quiet TensorFlow start-up
     parser = argparse.ArgumentParser(
         prog="python -m speechsep",
         description="Evaluate a training run (or an oracle) on unseen test speakers, separate wav files with it, "
                     "or launch a training script as several local workers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     help="evaluate, separate or launch; "
+                                     help="evaluate, separate, models, report or launch; "
                                           "python -m speechsep COMMAND --help lists its options")
     evaluate = commands.add_parser(
         "evaluate", help="metrics of a run or an oracle on unseen test speakers",
         description="Metrics of a training run (or an oracle) on test mixtures of speakers it never heard; "
                     "writes evaluation.csv (per mixture) and evaluation.json (summary).")
-    evaluate.add_argument("--model", required=True, help="RUN_DIR or oracle:ibm|oracle:irm|oracle:mixture")
+    evaluate.add_argument("--model", required=True,
+                          help="a shipped model NAME, a RUN_DIR or oracle:ibm|oracle:irm|oracle:mixture")
     add_corpus_arguments(evaluate, speakers=False, seed=False)
     evaluate.add_argument("--data", default=None, help="pickle dataset: evaluate on its test split")
     evaluate.add_argument("--mixtures", type=int, default=100, help="test mixtures (default 100)")
@@ -146,12 +200,34 @@ def main(argv=None) -> int:
         "separate", help="separate wav files with a trained run",
         description="Separate wav files (any sample rate, any channel count) into <name>_s1.wav, <name>_s2.wav, "
                     "... at 8 kHz. A bad file is reported and skipped.")
-    separate.add_argument("--model", required=True, help="RUN_DIR (the --out folder of a training script)")
+    separate.add_argument("--model", default=None, metavar="NAME|RUN_DIR",
+                          help="a shipped model (python -m speechsep models) or the --out folder of a training "
+                               f"script (default: the shipped model {DEFAULT_MODEL})")
     separate.add_argument("--out", default=None, help="folder for the separated wavs (default: next to each input)")
     add_clusterer_argument(separate)
     separate.add_argument("--speakers", type=int, default=None,
                           help="number of talkers (default: the run's; mean-shift estimates it)")
     separate.add_argument("mixtures", nargs="+", metavar="MIX.wav", help="the recordings to separate")
+    commands.add_parser("models", help="list the shipped models and their headline scores",
+                        description="List the models shipped inside the package, with the scores of their cards.")
+    report = commands.add_parser(
+        "report", help="a static HTML listening report of one or more runs",
+        description="Evaluate the runs on the same test mixtures and write DIR/index.html (opens from file://, "
+                    "no network): the comparison table and figure, a sortable per-mixture table, and for the "
+                    "best and worst mixture of each pair type players for the mixture, the references and every "
+                    "run's estimates with spectrograms and masks, and each run's config and training curve.")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="training run folders (holding results.json)")
+    report.add_argument("--out", default="report", metavar="DIR", help="output folder (default: ./report)")
+    report.add_argument("--mixtures", type=int, default=6, metavar="N",
+                        help="mixtures to listen to (default 6: the best and worst of each pair type)")
+    report.add_argument("--test-mixtures", type=int, default=100, metavar="M",
+                        help="test mixtures to evaluate and choose from (default 100)")
+    report.add_argument("--oracles", action="store_true", help="add the oracle IBM, IRM and mixture rows")
+    add_corpus_arguments(report, speakers=False, seed=False)
+    report.add_argument("--data", default=None, help="pickle dataset: use its test split (default: the runs' own "
+                                                     "dataset, if there is one)")
+    report.add_argument("--seed", type=int, default=None, help="split and mixing seed (default: the first run's)")
+    report.add_argument("--speakers", type=int, default=None, help="talkers per test mixture (default: the run's)")
     launch = commands.add_parser(
         "launch", help="run a training command as N local workers (--strategy multiworker)",
         description="Run COMMAND as N workers on free 127.0.0.1 ports, each with the TF_CONFIG of its place in "
@@ -166,6 +242,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "launch":
         return run_guarded(launch_command, args)
+    if args.command == "models":
+        return run_guarded(models_command, args)
+    if args.command == "report":
+        return run_guarded(report_command, args)
     if args.command == "evaluate":
         run_guarded(evaluate_command, args)
         return 0

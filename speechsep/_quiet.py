@@ -1,4 +1,7 @@
-"""Quiet TensorFlow start-up: the console shows the kit's own output, not TensorFlow's boot chatter.
+"""Quiet TensorFlow start-up for the entry points: the console shows the kit's own output, not TensorFlow's boot chatter.
+
+Installed by :func:`speechsep.cli.program_start` (the scripts, ``python -m speechsep``,
+the benchmarks); importing the library installs nothing.
 
 What prints what (TensorFlow 2.21, CPU-only Linux), and what silences it:
 

@@ -3,8 +3,13 @@
 Argument groups are defined once here; :func:`corpus_from_args`,
 :func:`mixing_from_args` and :func:`dataset_config_from_args` turn parsed
 arguments into the typed objects the library takes, so no library function
-reads an ``argparse.Namespace``. :func:`run_guarded` turns the kit's user
-errors into one ``error: ...`` line and exit status 2.
+reads an ``argparse.Namespace``.
+
+What changes the whole process is done here, and only when an entry point
+asks: :func:`program_start` (quiet TensorFlow start-up, and for a script run
+from a shell the error hook), :func:`run_guarded` (a user error becomes one
+``error: ...`` line and exit status 2) and :func:`install_error_hook`.
+Importing the library does none of it.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from speechsep import _quiet
 from speechsep.config import DC_READOUTS
 from speechsep.data.corpus import Corpus, CorpusError
 from speechsep.data.mixing import MixingConfig
 from speechsep.data.shards import (DatasetConfig, ShardError, built_with, dataset_summary, read_index,
                                    verify_dataset, write_dataset)
 from speechsep.data.sources import CORPUS_SOURCES, find_corpus
+from speechsep.training.tf_config import LOST_PEER_STATUS, PeerLostError
 
 DEFAULT_CROP_SECONDS = 4.0  # training mixtures: random crops of this length (--crop-seconds)
 
@@ -34,11 +41,37 @@ def cache_dir() -> Path:
     return base / "speechsep"
 
 
+# ----------------------------------------------------------------------------- entry points
+
+
+def program_start(script_file=None) -> None:
+    """What an entry point does first (a script, ``python -m speechsep``, the benchmarks); never the library.
+
+    Quietens TensorFlow's start-up (:mod:`speechsep._quiet`: environment
+    defaults the user can override, and a filter on the first ``import
+    tensorflow``). With ``script_file`` (a script's ``__file__``), when that
+    script is the program run from a shell (not an interactive console),
+    also installs :func:`install_error_hook`, so that a user error in a
+    module-level cell prints one line.
+    """
+    _quiet.install()
+    if is_program(script_file) and not hasattr(sys, "ps1"):
+        install_error_hook()
+
+
+def is_program(script_file) -> bool:
+    """Whether ``script_file`` is the program being run (a shell, or Spyder's F5), not an import."""
+    if script_file is None or not sys.argv or not sys.argv[0]:
+        return False
+    return Path(sys.argv[0]).resolve() == Path(script_file).resolve()
+
+
 # ----------------------------------------------------------------------------- argument groups
 
 
 def add_corpus_arguments(parser: argparse.ArgumentParser, speakers: bool = True, seed: bool = True) -> None:
-    """``--timit``, ``--corpus-root``, ``--corpus`` and (optionally) ``--seed`` and ``--speakers``."""
+    """``--timit``, ``--corpus-root``, ``--corpus`` and (optionally) ``--seed`` and ``--num-speakers``
+    (alias ``--speakers``; dest ``num_speakers``, as the config field)."""
     group = parser.add_argument_group("corpus")
     group.add_argument("--timit", metavar="PATH", default=None,
                        help="TIMIT folder (LDC, NLTK-sample, LibriSpeech or <speaker>/*.wav layout); "
@@ -51,14 +84,18 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, speakers: bool = True,
                        help="force a corpus source; 'librispeech-mini' is the built-in sample, "
                             "'toy' is synthetic, NOT speech")
     if seed:
-        group.add_argument("--seed", type=int, default=0, help="seed for splits, mixing and training (default 0)")
+        group.add_argument("--seed", type=int, default=0,
+                           help="seed for splits, mixing and training (default %(default)s)")
     if speakers:
-        group.add_argument("--speakers", type=int, default=2, help="talkers per mixture (default 2)")
+        group.add_argument("--num-speakers", "--speakers", dest="num_speakers", type=int, default=2,
+                           help="talkers per mixture (default %(default)s)")
 
 
-def add_clusterer_argument(parser, default=None, help_text: str = "how embeddings become masks") -> None:
-    """``--clusterer kmeans|meanshift|pca_sign|mask_head`` (``mask_head``: a Chimera++ network's own masks)."""
-    parser.add_argument("--clusterer", choices=DC_READOUTS, default=default,
+def add_clusterer_argument(parser, default=None, help_text: str = "how embeddings become masks",
+                           dest: str = "clusterer") -> None:
+    """``--readout kmeans|meanshift|pca_sign|mask_head`` (``mask_head``: a Chimera++ network's own masks),
+    alias ``--clusterer`` (the study's word); ``dest``: the attribute the parsed value goes to."""
+    parser.add_argument("--readout", "--clusterer", dest=dest, choices=DC_READOUTS, default=default,
                         help=f"{help_text} (default: {default or 'the run’s own'})")
 
 
@@ -93,7 +130,7 @@ def corpus_from_args(args) -> Corpus:
 def mixing_from_args(args) -> MixingConfig:
     """Training-mixture options; ``--crop-seconds`` only where the command has it (0 = off)."""
     level_range = getattr(args, "level_range", None) or (0.0, 5.0)
-    return MixingConfig(num_speakers=args.speakers, level_range_db=tuple(level_range),
+    return MixingConfig(num_speakers=args.num_speakers, level_range_db=tuple(level_range),
                         length_mode=getattr(args, "length", None) or "min", seed=args.seed,
                         crop_seconds=getattr(args, "crop_seconds", None) or None)
 
@@ -227,6 +264,8 @@ def install_error_hook() -> None:
     default_hook = sys.excepthook
 
     def hook(kind, error, traceback):
+        if isinstance(error, PeerLostError):
+            exit_lost_peer(error)
         original = user_error(error)
         if original is not None:
             print(f"error: {original}", file=sys.stderr)
@@ -248,10 +287,24 @@ def test_set_from_args(args, num_speakers: int = 2):
     return testset.from_corpus(corpus_from_args(args), args.mixtures, args.seed, num_speakers)
 
 
+def exit_lost_peer(error: PeerLostError) -> None:
+    """Print ``error: ...`` and end the process at once with :data:`LOST_PEER_STATUS` (no interpreter
+    shutdown: after a lost peer TensorFlow may take minutes to shut down)."""
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(LOST_PEER_STATUS)
+
+
 def run_guarded(function, *args):
-    """Run ``function``; print a user error (bad corpus, shard or value) as one line and exit with status 2."""
+    """Run ``function``; print a user error (bad corpus, shard or value) as one line and exit with status 2.
+
+    For entry points only. A :class:`~speechsep.training.tf_config.PeerLostError`
+    ends the process with :func:`exit_lost_peer`.
+    """
     try:
         return function(*args)
+    except PeerLostError as error:
+        exit_lost_peer(error)
     except Exception as error:
         original = user_error(error)
         if original is None:

@@ -11,14 +11,14 @@ from speechsep.io import atomic_write_json
 MODEL_KINDS = ("feedforward", "lstm", "blstm", "dc")
 LOSSES = ("mse", "pit", "dc")
 EMBEDDING_READOUTS = ("kmeans", "meanshift", "pca_sign")
-DC_READOUTS = EMBEDDING_READOUTS + ("mask_head",)  # the choices of every --clusterer option
+DC_READOUTS = EMBEDDING_READOUTS + ("mask_head",)  # the choices of every --readout (alias --clusterer) option
 READOUTS = ("mask",) + DC_READOUTS
 DC_LOSSES = ("dc", "dc_whitened")  # the embedding objective of the dc model
-MASK_LOSSES = ("msa", "tpsa")  # the mask-inference objective of the Chimera++ head
+MASK_LOSSES = ("msa", "tpsa")  # the mask-inference objective of the Chimera++ head (= the pipeline's mask targets)
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "cpu")  # tf.distribute: speechsep/training/distribute.py
 RECURRENT = ("fast", "keras")  # speechsep/nn/recurrent.py layers, or stock keras.layers.LSTM
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16")  # mixed precision of speechsep/nn/recurrent.py
 
 
 # What a config.json written before a field existed meant: checkpoints from before the fast
@@ -29,6 +29,15 @@ LEGACY_DEFAULTS = {"recurrent": "keras"}
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that defines a training run.
+
+    Build one with :meth:`for_experiment`: the experiment's model, loss and
+    readout, and its own defaults (:attr:`speechsep.experiments.Experiment.defaults`,
+    the recipe choices measured to pay) over the field defaults below. That
+    is what the experiment's training script trains with no flags (a test
+    checks it); the scripts' parsers derive every default from it.
+    ``ExperimentConfig()`` alone is the field defaults: the original
+    study's deep-clustering network, as ``config.json`` files written before a
+    field existed meant it.
 
     ``model`` picks the registry entry (:mod:`speechsep.nn.models`), ``loss`` the
     objective (``mse``: MSE against the source-1 IBM; ``pit``: utterance-level
@@ -158,6 +167,24 @@ class ExperimentConfig:
     def trains_long_chunks(self, epoch: int) -> bool:
         """Whether (0-based) ``epoch`` trains on ``long_chunk_frames`` chunks: the chunk curriculum's one rule."""
         return self.long_chunk_frames is not None and epoch >= self.curriculum_epoch
+
+    @classmethod
+    def for_experiment(cls, name: str, **changes) -> "ExperimentConfig":
+        """The config experiment ``name`` trains by default, with ``changes`` (field names) applied.
+
+        = the field defaults, then the experiment's ``model``/``loss``/``readout``
+        and its :attr:`~speechsep.experiments.Experiment.defaults`
+        (:mod:`speechsep.experiments`, the one home of per-experiment defaults),
+        then ``changes``. An unknown name or field is a ``ValueError``.
+        """
+        from speechsep.experiments import get_experiment
+
+        experiment = get_experiment(name)
+        unknown = sorted(set(changes) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}")
+        return cls(**{"experiment": experiment.name, "model": experiment.model, "loss": experiment.loss,
+                      "readout": experiment.readout, **experiment.defaults, **changes})
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -26,9 +26,15 @@ class Experiment:
     ``candidates`` does the same for the recipe candidates: rows measured by
     ``python -m speechsep.bench quality --candidates`` beside the study's own
     rows, but never part of the study's figure and table.
-    ``defaults`` are settings (training-script option names) this experiment
-    uses unless the script's ``CONFIG`` or the command line says otherwise:
-    the recipe choices measured to pay (the README's Results section).
+    ``defaults`` are this experiment's own defaults (:class:`~speechsep.config.ExperimentConfig`
+    field names) over the config's field defaults: the recipe choices measured
+    to pay (the README's Results section). This registry is their one home:
+    ``ExperimentConfig.for_experiment(name)`` applies them, the training
+    scripts' options default to that config, and a script's ``CONFIG`` shows
+    the values (a test checks that a script with no flags trains exactly
+    ``for_experiment(name)``). Variants and candidates are written in field
+    names too (plus ``train_level_range``, the ``--level-range`` of the
+    training mixtures, which is no config field).
     """
 
     name: str
@@ -65,14 +71,14 @@ def _clustering_figures(prefix: str, underscored: str) -> dict:
             "accuracy": f"{prefix}accuracy.png"}
 
 
-# Candidates for the deep-clustering recipe (settings are the training script's option names): each changes
+# Candidates for the deep-clustering recipe (settings are ExperimentConfig field names): each changes
 # one thing of the study's network or its training, to be measured under the same 30-minute budget.
 _DC_CANDIDATES = {
     "dc-unwhitened": {"dc_loss": "dc"},  # the paper's objective (the default became the whitened one)
-    "dc-binary": {"soft_mask_beta": 0},  # the paper's binary masks (the default became soft masks)
-    "dc-chimera": {"mask_head": True, "clusterer": "mask_head"},
+    "dc-binary": {"soft_mask_beta": None},  # the paper's binary masks (the default became soft masks)
+    "dc-chimera": {"mask_head": True, "readout": "mask_head"},
     "dc-chimera-kmeans": {"mask_head": True},
-    "dc-chimera-msa": {"mask_head": True, "mask_loss": "msa", "clusterer": "mask_head"},
+    "dc-chimera-msa": {"mask_head": True, "mask_loss": "msa", "readout": "mask_head"},
     "dc-cosine": {"lr_schedule": "cosine", "warmup_steps": 50},
     "dc-lr2e-3": {"learning_rate": 2e-3, "warmup_steps": 50},
     "dc-curriculum": {"long_chunk_frames": 400, "curriculum_epoch": 3},
@@ -80,7 +86,7 @@ _DC_CANDIDATES = {
     # chunks after one epoch of 100-frame ones, so the BLSTM hears contexts closer to those it is tested on
     "dc-long400": {"long_chunk_frames": 400, "curriculum_epoch": 1},
     "dc-d20": {"embedding_dim": 20},
-    "dc-4x600": {"hidden_units": 600, "layers": 4},
+    "dc-4x600": {"hidden_units": 600, "num_layers": 4},
     "dc-batch16": {"batch_size": 16},
     "dc-clip1": {"clip_norm": 1.0},
     "dc-level10": {"train_level_range": (0.0, 10.0)},

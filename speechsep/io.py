@@ -3,7 +3,9 @@
 * :func:`atomic_write_bytes` / :func:`atomic_write_json` / :func:`atomic_write_text`:
   write through a temporary file in the same folder, ``fsync``, then rename
   (atomic on POSIX), so a killed process never leaves a half-written file;
-* :func:`sha256_of`: the checksum stored for every dataset shard;
+* :func:`sha256_of`: the checksum stored for every dataset shard and shipped model;
+* :func:`atomic_write_weights` / :func:`read_weights`: a network's weights as
+  one npz of ``w000, w001, ...`` arrays (``get_weights()`` order);
 * :class:`RestrictedUnpickler` / :func:`safe_loads`: unpickling that admits only
   numpy arrays, dtypes, scalars and builtin containers, and refuses any other
   global (``os.system``, ``builtins.eval`` ...) before anything runs.
@@ -42,6 +44,24 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def atomic_write_weights(path: Path, weights, dtype="float16") -> Path:
+    """Write ``weights`` (a list of arrays, ``keras.Model.get_weights()`` order) as ``dtype`` into one npz."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"w{i:03d}": np.asarray(w).astype(dtype) for i, w in enumerate(weights)})
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def read_weights(path: Path) -> list:
+    """The float32 arrays of a file written by :func:`atomic_write_weights`, in order."""
+    import numpy as np
+
+    with np.load(path) as archive:
+        return [archive[key].astype(np.float32) for key in sorted(archive.files)]
 
 
 def atomic_save_model(model, path: Path) -> None:

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Sequence, TextIO
 
-from speechsep.training.cluster import tf_config
+from speechsep.training.tf_config import tf_config
 
 LOOPBACK = "127.0.0.1"
 TIMEOUT_STATUS = 124  # like coreutils timeout

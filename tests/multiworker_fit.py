@@ -52,7 +52,7 @@ def fit(strategy, prefix: str) -> None:
 
     from speechsep.config import ExperimentConfig
     from speechsep.nn.models import build_model
-    from speechsep.training.cluster import cluster_task
+    from speechsep.training.tf_config import cluster_task
     from speechsep.training.trainer import SeparationAccuracy, make_loss, make_packer, seed_everything
 
     config = ExperimentConfig(model="feedforward", loss="mse", readout="mask", hidden_units=8, num_layers=1,

@@ -22,7 +22,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import REPO_ROOT, TINY_ARGS
 from speechsep.launch import LocalCluster, free_ports, launch
-from speechsep.training.cluster import check_strategy_arguments, parse_tf_config, tf_config
+from speechsep.training.tf_config import check_strategy_arguments, parse_tf_config, tf_config
 
 TIMEOUT = 150  # seconds for any one cluster; a healthy one takes 10-30
 FIT_PROGRAM = str(REPO_ROOT / "tests" / "multiworker_fit.py")

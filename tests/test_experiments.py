@@ -4,6 +4,7 @@ Five run through ``main()`` (a shell, or Spyder's F5); the deep-clustering scrip
 as with Spyder's Ctrl+Enter (its ``main()`` also runs in the ``trained_runs`` fixture).
 """
 
+import dataclasses
 import json
 import re
 import sys
@@ -14,11 +15,48 @@ import pytest
 import soundfile
 
 from conftest import REPO_ROOT, TINY_SIZES, load_script, tiny_args
+from speechsep.config import ExperimentConfig
 from speechsep.experiments import EXPERIMENTS
 from speechsep.nn.models import build_model
-from speechsep.training.runner import ExperimentRun
+from speechsep.training.runner import SETTING_ALIASES, ExperimentRun, build_parser
 
 CELL_BY_CELL = "deepclustering"
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_a_script_with_no_flags_trains_what_python_builds(name):
+    """One home per default: the script (its CONFIG and its parser's defaults, no flags, nothing trained)
+    and ``ExperimentConfig.for_experiment`` from Python give the same config, field by field."""
+    script = load_script(EXPERIMENTS[name].script)
+    assert script.EXPERIMENT == name
+    from_script = ExperimentRun(script.EXPERIMENT, script.__file__, script.CONFIG).config
+    from_python = ExperimentConfig.for_experiment(name)
+    for field in dataclasses.fields(ExperimentConfig):
+        assert getattr(from_script, field.name) == getattr(from_python, field.name), (name, field.name)
+    assert from_script == from_python
+    for key, value in script.CONFIG.items():  # CONFIG shows the values in effect, by field name
+        assert key in {field.name for field in dataclasses.fields(ExperimentConfig)}, key
+        assert getattr(from_python, key) == value, key
+
+
+def test_old_flag_and_config_spellings_are_aliases_of_the_field_names():
+    new = ["--num-layers", "3", "--readout", "kmeans", "--num-speakers", "3", "--meanshift-bandwidth", "0.2",
+           "--no-jit-compile"]
+    old = ["--layers", "3", "--clusterer", "kmeans", "--speakers", "3", "--bandwidth", "0.2", "--no-jit"]
+    expected = ExperimentConfig.for_experiment("meanshift", num_layers=3, readout="kmeans", num_speakers=3,
+                                               meanshift_bandwidth=0.2, jit_compile=False)
+    assert ExperimentRun("meanshift", argv=new).config == ExperimentRun("meanshift", argv=old).config == expected
+    settings = {"layers": 3, "clusterer": "kmeans", "speakers": 3, "bandwidth": 0.2, "jit_compile": False}
+    assert ExperimentRun("meanshift", settings=settings, argv=[]).config == expected
+    later_wins = {"num_layers": 2, "layers": 3}  # a script's CONFIG, then CONFIG.update(layers=3)
+    assert ExperimentRun("meanshift", settings=later_wins, argv=[]).config.num_layers == 3
+    text = build_parser(EXPERIMENTS["meanshift"], "").format_help()
+    for alias in ["--jit", *(f"--{old_name}" for old_name in SETTING_ALIASES)]:
+        assert re.search(re.escape(alias) + r"(?![\w-])", text), alias  # documented in --help
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['layer'\]"):
+        ExperimentRun("meanshift", settings={"layer": 3}, argv=[])
+    with pytest.raises(ValueError, match="unknown config field"):
+        ExperimentConfig.for_experiment("meanshift", layers=3)
 
 
 def check_run_folder(experiment, out, results):

@@ -109,11 +109,13 @@ def test_training_on_a_corrupt_dataset_stops_before_any_work(toy_dataset, tmp_pa
 # A shard that goes bad after the pipeline was built (the check before it cannot see this): the error
 # raised inside tf.data is unwrapped to one line, by run_guarded and by the scripts' error hook, and the
 # process exits (an iterator alive at interpreter shutdown used to wait forever for its threads).
-# Its stderr holds those two lines and nothing else: TensorFlow's start-up chatter is silenced.
+# Its stderr holds those two lines and nothing else: TensorFlow's start-up chatter is silenced (by
+# program_start, as in every entry point: importing the library alone leaves the process alone).
 MID_RUN_CORRUPTION = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from speechsep.cli import install_error_hook, run_guarded
+    from speechsep.cli import install_error_hook, program_start, run_guarded
+    program_start()
     from speechsep.data import pipeline
 
     dataset = pipeline.make_dataset(sys.argv[1], "train", 4, 100, seed=0)

@@ -10,7 +10,8 @@ from conftest import TINY_SIZES
 from speechsep.config import MODEL_KINDS, ExperimentConfig
 from speechsep.nn.models import MODELS, build_model, inference_function, load_model, padded_length
 from speechsep.separation.separator import Separator, batch_accuracies, bin_accuracy, read_masks
-from speechsep.training.trainer import get_strategy, make_loss
+from speechsep.training.distribute import make_strategy
+from speechsep.training.trainer import make_loss
 
 
 def tiny(model, **changes):
@@ -83,7 +84,7 @@ def test_config_validation_and_unknown_fields(tmp_path):
     with pytest.raises(ValueError, match="future_field"):
         ExperimentConfig.load(tmp_path / "config.json")
     with pytest.raises(ValueError, match="unknown --strategy"):
-        get_strategy("tpu-pod")
+        make_strategy("tpu-pod")
 
 
 def test_bin_accuracy_fixed_vs_permutation_invariant():

@@ -19,9 +19,12 @@ from speechsep.config import ExperimentConfig
 from speechsep.training.runner import ExperimentRun, run_experiment
 from speechsep.training.trainer import LearningRateSchedule
 
-# Runs a training script's steps and SIGKILLs the process right after epoch 2 is backed up.
+# Runs a training script's steps (an entry point: program_start first) and SIGKILLs the process right after
+# epoch 2 is backed up.
 KILL_AFTER_EPOCH_2 = textwrap.dedent("""
     import os, signal, sys
+    from speechsep.cli import program_start
+    program_start()
     from speechsep.training.runner import run_experiment
     import keras
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from speechsep.bench import QUALITY_DIR, SHARED_SAMPLE
-from speechsep.cli import add_corpus_arguments, run_guarded
+from speechsep.pretrained import DEFAULT_MODEL
+from speechsep.cli import add_corpus_arguments, program_start, run_guarded
 
 
 def _corpus(parser) -> None:
@@ -15,6 +16,7 @@ def _corpus(parser) -> None:
 
 
 def main(argv=None):
+    program_start()  # the entry point: quiet TensorFlow start-up
     parser = argparse.ArgumentParser(prog="python -m speechsep.bench",
                                      description="Benchmarks: each prints a table of what it measured.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="BENCHMARK",
@@ -33,7 +35,8 @@ def main(argv=None):
     discovery.add_argument("--scratch", default=None, help="folder for the synthetic tree (deleted after)")
     discovery.add_argument("--keep", action="store_true", help="keep the synthetic tree")
     separate = commands.add_parser("separate", help="separation real-time factor on a 3 s mixture")
-    separate.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering", help="a training run folder")
+    separate.add_argument("--model", default=DEFAULT_MODEL,
+                          help=f"a shipped model or a training run folder (default: the shipped {DEFAULT_MODEL})")
     separate.add_argument("--reference", action="store_true",
                           help="time an untrained network of the default (reference) size instead of --model")
     _corpus(separate)

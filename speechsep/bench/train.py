@@ -22,6 +22,8 @@ import time
 import numpy as np
 
 from speechsep.bench import SHARED_LIBRISPEECH, SHARED_SAMPLE
+from speechsep.hardware import cpu_info, native_bfloat16
+from speechsep.signal import N_BINS
 
 BATCH, FRAMES = 32, 100
 
@@ -29,19 +31,10 @@ BATCH, FRAMES = 32, 100
 # ----------------------------------------------------------------------------- machine
 
 def cpu_description() -> tuple[str, dict]:
-    """CPU model name and the flags that matter here (from /proc/cpuinfo)."""
-    name, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name") and name == "unknown CPU":
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    """CPU model name and the flags that matter here (:func:`speechsep.hardware.cpu_info`)."""
+    info = cpu_info()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return name, {flag: flag in flags for flag in wanted}
+    return info.name, {flag: flag in info.flags for flag in wanted}
 
 
 def load_average() -> str:
@@ -95,7 +88,7 @@ def matmul_gflops(m: int, k: int, n: int, batch: int | None = None, dtype: str =
 
 def ceiling_shapes(config) -> list[tuple[str, tuple, int | None, bool]]:
     """(label, (m, k, n), batch, large) of the matmuls of one training step."""
-    rows, units, bins = BATCH * FRAMES, config.hidden_units, 129
+    rows, units, bins = BATCH * FRAMES, config.hidden_units, N_BINS
     return [(f"input projection [{rows},{bins}]x[{bins},{4 * units}]", (rows, bins, 4 * units), None, True),
             (f"input projection [{rows},{2 * units}]x[{2 * units},{4 * units}]", (rows, 2 * units, 4 * units),
              None, True),
@@ -148,7 +141,7 @@ def train_step_flops(model, batch: int, frames: int, num_sources: int = 2) -> fl
     Forward, with M = batch·frames rows: an LSTM direction of input width F and
     H units costs 2·M·(F + H)·4H (input projection and recurrent matmul), a
     Dense layer 2·M·in·out, the deep-clustering loss's Gram matrices VᵀV, VᵀY,
-    YᵀY 2·batch·N·(D² + D·C + C²) over N = frames·129 bins. Backward = 2 ×
+    YᵀY 2·batch·N·(D² + D·C + C²) over N = frames·N_BINS (129) bins. Backward = 2 ×
     forward (gradients of inputs and of weights). Elementwise work is not counted.
     """
     import keras
@@ -179,9 +172,10 @@ def train_step_flops(model, batch: int, frames: int, num_sources: int = 2) -> fl
 
 def _fixed_batch(config):
     rng = np.random.default_rng(0)
-    features = rng.standard_normal((BATCH, FRAMES, 129)).astype(np.float32)
-    labels = np.eye(config.num_speakers, dtype=np.float32)[rng.integers(0, config.num_speakers, (BATCH, FRAMES, 129))]
-    weights = (rng.random((BATCH, FRAMES, 129, 1)) > 0.2).astype(np.float32)
+    features = rng.standard_normal((BATCH, FRAMES, N_BINS)).astype(np.float32)
+    labels = np.eye(config.num_speakers, dtype=np.float32)[
+        rng.integers(0, config.num_speakers, (BATCH, FRAMES, N_BINS))]
+    weights = (rng.random((BATCH, FRAMES, N_BINS, 1)) > 0.2).astype(np.float32)
     return features, np.concatenate([labels, weights], axis=-1)  # [B, T, F], [B, T, F, C+1]
 
 
@@ -282,7 +276,6 @@ def bench_train(args) -> list[dict]:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     from speechsep.config import ExperimentConfig
-    from speechsep.nn.recurrent import native_bfloat16
 
     config = ExperimentConfig(batch_size=BATCH, chunk_frames=FRAMES)
     name, flags = cpu_description()

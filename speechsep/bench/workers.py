@@ -19,21 +19,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from speechsep.hardware import cpu_info
 
 RESULT_PREFIX = "bench-workers-result "
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def _worker_command(settings: dict) -> list[str]:
@@ -88,7 +77,7 @@ def bench_workers(args) -> list[dict]:
     message = next((line for line in done.stderr.splitlines() if line.startswith("error:")), "(no error line)")
     load_after = os.getloadavg()
 
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores; load average (1 min) {load_before[0]:.2f} before, "
+    print(f"CPU: {cpu_info().name}, {os.cpu_count()} cores; load average (1 min) {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after")
     print(f"model: deep clustering BLSTM, {args.hidden_units} units, global batch {args.batch_size} x "
           f"{args.frames} frames, {args.steps} steps/epoch, epochs 2..{args.epochs} timed")
@@ -158,12 +147,15 @@ def _run_worker(settings: dict) -> None:
         def on_epoch_end(self, epoch, logs=None):
             epoch_seconds.append(time.perf_counter() - self.start)
 
-    with distribute.exit_if_peer_lost():
+    with distribute.lost_peer_error():
         model.fit(train, epochs=settings["epochs"], steps_per_epoch=settings["steps"], verbose=0,
                   callbacks=[Timer()])
     if distribute.is_chief():
         print(RESULT_PREFIX + json.dumps({"epoch_seconds": epoch_seconds}), flush=True)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
-    _run_worker(json.loads(sys.argv[2]))
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:  # one worker process of a row: an entry point
+    from speechsep.cli import program_start, run_guarded
+
+    program_start()
+    run_guarded(_run_worker, json.loads(sys.argv[2]))

@@ -32,12 +32,22 @@ class AudioFileError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
-def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Polyphase resampling of ``waveform`` [samples] (float64 or float32) from ``from_rate`` to ``to_rate`` Hz."""
+    if int(from_rate) == int(to_rate):
+        return waveform
+    divisor = math.gcd(int(from_rate), int(to_rate))
+    return scipy.signal.resample_poly(waveform, int(to_rate) // divisor, int(from_rate) // divisor)
+
+
+def load_audio(path, sample_rate: int = SAMPLE_RATE, non_finite: str = "zero") -> np.ndarray:
     """Read any soundfile-readable file, downmix to mono, resample, float32 [samples].
 
     Handles RIFF/NIST SPHERE/FLAC, any channel count, any sample rate and bit
     depth. Raises :class:`AudioFileError` (naming the file) for a missing,
-    unreadable, non-audio or zero-length file.
+    unreadable, non-audio or zero-length file. NaN or infinite samples become 0
+    (``non_finite="zero"``, for corpora) or raise (``"error"``, for a recording
+    a user asked to separate).
     """
     path = Path(path)
     if not path.is_file():
@@ -50,10 +60,10 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioFileError(path, f"not a readable audio file ({error})") from None
     if data.shape[0] == 0:
         raise AudioFileError(path, "zero-length audio (no samples)")
-    mono = data.mean(axis=1)  # [samples]
-    if file_rate != sample_rate:
-        divisor = math.gcd(int(file_rate), int(sample_rate))
-        mono = scipy.signal.resample_poly(mono, sample_rate // divisor, int(file_rate) // divisor)
+    if non_finite == "error" and not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise AudioFileError(path, f"{bad} NaN or infinite sample(s): not a valid recording")
+    mono = resample(data.mean(axis=1), file_rate, sample_rate)  # [samples]
     mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
     return mono.astype(np.float32)
 

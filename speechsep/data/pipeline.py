@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from speechsep import signal
+from speechsep.config import MASK_LOSSES  # the mask targets: one per mask-head loss
 from speechsep.data.corpus import Corpus
 from speechsep.data.mixing import MixingConfig, make_mixture
 from speechsep.data.shards import ShardError, compute_stats, load_shard, load_stats, read_index, verify_shards
@@ -36,7 +37,6 @@ from speechsep.signal import N_BINS
 CHUNK_FRAMES = 100
 SHUFFLE_BUFFER = 2048
 _PIPELINE_ERRORS: list[ShardError] = []  # raised inside tf.data generators, for original_error()
-MASK_TARGETS = ("msa", "tpsa")
 TARGET_KEYS = ("ibm", "active", "mixture_magnitude", "source_targets")  # in the order chunk_record yields them
 MIXING_STREAMS = 4  # parallel mixture generators of make_dynamic_dataset
 
@@ -71,8 +71,8 @@ def mask_targets(record: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
     ``|S_c|·cos(θ_c − θ_X)`` truncated to ``[0, |X|]``. Computed from the
     record's waveforms (``"mixture"`` [samples], ``"sources"`` [C, samples]).
     """
-    if kind not in MASK_TARGETS:
-        raise ValueError(f"mask target must be one of {MASK_TARGETS}, got {kind!r}")
+    if kind not in MASK_LOSSES:
+        raise ValueError(f"mask target must be one of {MASK_LOSSES}, got {kind!r}")
     mixture = signal.stft(record["mixture"])  # [N, F] complex
     sources = signal.stft(record["sources"])  # [C, N, F] complex
     magnitude = np.abs(mixture)  # [N, F]
@@ -129,9 +129,13 @@ def _finish(
 def make_dataset(
     data_dir, split: str, batch_size: int = 32, chunk_frames: int = CHUNK_FRAMES,
     shuffle: bool = True, pad_remainder: bool = False, seed: int = 0, mask_target: str | None = None,
-    shard: InputShard | None = None,
+    shard: InputShard | None = None, stats: tuple | None = None,
 ) -> tf.data.Dataset:
     """Batches from the pickle shards of ``split`` in ``data_dir`` (see module docstring).
+
+    Features are normalised with the dataset's ``stats.json``, or with
+    ``stats`` = (mean [F], std [F]) when given (a run that starts from another
+    model's weights keeps that model's normalisation).
 
     With ``shard`` only every ``shard.count``-th shard file, from
     ``shard.index`` on, is read (multi-worker training shards by file); a
@@ -140,7 +144,7 @@ def make_dataset(
     """
     if batch_size < 1 or chunk_frames < 1:
         raise ValueError(f"batch_size and chunk_frames must be positive, got {batch_size}, {chunk_frames}")
-    mean, std = load_stats(data_dir)
+    mean, std = stats if stats is not None else load_stats(data_dir)
     entries = verify_shards(data_dir, split)  # every shard checked before TensorFlow sees it
     if not entries:
         raise ValueError(f"{data_dir}: split {split!r} has no shards")

@@ -25,7 +25,8 @@ SILENT_BIN_NOTE = ("accuracy_fixed/accuracy_pit count active bins only (silent b
 
 
 def check_unseen(run_dir, test_speakers, test_corpus: str | None = None) -> None:
-    """Refuse test speakers that the run in ``run_dir`` trained on (its run.json lists them).
+    """Refuse test speakers that the run in ``run_dir`` trained on (its run.json, or a shipped model's
+    model.json, lists them).
 
     Speakers compare in their qualified form (:func:`speechsep.data.corpus.qualified_speaker`):
     ``FALK0`` of the corpus ``test_corpus`` = ``timit-sample`` is the speaker
@@ -37,6 +38,8 @@ def check_unseen(run_dir, test_speakers, test_corpus: str | None = None) -> None
     from speechsep.data.corpus import NAMESPACE_SEPARATOR, qualified_speaker
 
     run_file = Path(run_dir) / "run.json"
+    if not run_file.is_file():
+        run_file = Path(run_dir) / "model.json"  # a shipped model: same ``data`` schema
     if not run_file.is_file():
         return
     data = json.loads(run_file.read_text()).get("data", {})

@@ -50,6 +50,8 @@ __all__ = [
     "plot_embeddings_pca",
     "plot_cluster_assignment",
     "plot_metric_bars",
+    "plot_spectrograms",
+    "plot_training_curves",
 ]
 
 
@@ -522,6 +524,77 @@ def plot_metric_bars(rows: Sequence[Mapping], metrics: Sequence[str] = ("snr_imp
     if handles:  # outside the axes, so it never hides a bar
         figure.legend(handles=handles, fontsize="small", loc="outside lower center", frameon=False,
                       ncols=min(len(handles), 4 if width_inches >= 8 else 2))
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+# --------------------------------------------------------------------------- listening report
+
+
+def plot_spectrograms(log_magnitudes: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray] | None = None,
+                      title: str = "") -> Figure:
+    """Spectrograms (top row) and masks (bottom row) of one mixture, for the listening report.
+
+    ``log_magnitudes`` maps a panel title (e.g. ``"mixture"``, ``"estimate 1"``)
+    to a natural-log magnitude [frames, bins], shown in dB over
+    :data:`SPECTROGRAM_RANGE_DB`; ``masks`` maps a title to a mask [frames, bins]
+    in [0, 1] (speaker ``c``'s mask in :func:`speaker_color` shades). Panels
+    share the time and frequency axes. Returns a Figure with one or two rows.
+    """
+    spectra = {name: _as_tf_array(value, f"spectrogram {name!r}") for name, value in log_magnitudes.items()}
+    masks = {name: _as_tf_array(value, f"mask {name!r}") for name, value in (masks or {}).items()}
+    if not spectra:
+        raise ValueError("plot_spectrograms needs at least one spectrogram")
+    columns = max(len(spectra), len(masks), 1)
+    rows = 2 if masks else 1
+    figure = _new_figure(2.6 * columns + 0.8, 2.3 * rows + 0.4)
+    axes = np.atleast_2d(figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False))
+    top = max(float(np.max(_DB_PER_NEPER * value)) for value in spectra.values())
+    image = None
+    for ax, (name, value) in zip(axes[0], spectra.items()):
+        image = _tf_image(ax, _DB_PER_NEPER * np.asarray(value, np.float64), cmap="magma",
+                          vmin=top - SPECTROGRAM_RANGE_DB, vmax=top)
+        ax.set_title(name, fontsize="medium")
+    if image is not None:
+        figure.colorbar(image, ax=list(axes[0]), pad=0.01, fraction=0.03).set_label("dB")
+    mask_image = None
+    for index, (ax, (name, value)) in enumerate(zip(axes[1] if rows == 2 else (), masks.items())):
+        mask_image = _tf_image(ax, np.clip(value, 0.0, 1.0), cmap="gray_r", vmin=0.0, vmax=1.0)
+        ax.set_title(name, fontsize="medium", color=speaker_color(index))
+    if mask_image is not None:
+        figure.colorbar(mask_image, ax=list(axes[1]), pad=0.01, fraction=0.03).set_label("mask")
+    for row, used in zip(axes, (len(spectra), len(masks))):
+        for ax in row[used:]:
+            ax.set_visible(False)
+    for ax in axes.flat:
+        if not ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("")
+        if rows == 2 and ax.get_subplotspec().is_first_row():
+            ax.set_xlabel("")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_training_curves(history: Mapping, title: str = "", events: Sequence[tuple[float, str]] = ()) -> Figure:
+    """Loss (left) and permutation-invariant bin accuracy (right) per epoch, training and validation.
+
+    Keys ``loss``/``val_loss`` and ``acc_pit``/``val_acc_pit`` of a run's
+    history (``run.json``); missing keys are skipped, an empty history says
+    "no data". ``events`` as in :func:`plot_history`. Returns a Figure with two axes.
+    """
+    figure = _new_figure(9.0, 3.2)
+    left, right = figure.subplots(1, 2)
+    for ax, series, label in ((left, (("loss", "train"), ("val_loss", "validation")), "loss"),
+                              (right, (("acc_pit", "train"), ("val_acc_pit", "validation")), "PIT bin accuracy")):
+        if _plot_series(ax, history, series):
+            _mark_events(ax, events)
+            ax.legend(fontsize="small")
+        else:
+            _empty_message(ax, "no data")
+        ax.set_ylabel(label)
+        ax.set_title(label)
     if title:
         figure.suptitle(title)
     return figure

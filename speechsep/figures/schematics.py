@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch, Patch
 
-from speechsep.experiments import EXPERIMENTS, get_experiment
+from speechsep.experiments import EXPERIMENTS
 from speechsep.signal import HOP_LENGTH, N_BINS, N_FFT, SAMPLE_RATE, SILENCE_THRESHOLD_DB
 
 __all__ = [
@@ -189,17 +189,13 @@ def loss_key(config) -> str:
 def experiment_config(experiment_name: str, config_overrides: Mapping | None = None):
     """The :class:`~speechsep.config.ExperimentConfig` drawn by :func:`experiment_flow`.
 
-    Model, loss, readout and the experiment's recipe defaults (the DC objective)
-    come from ``EXPERIMENTS[experiment_name]``; sizes are the config defaults
-    (300 hidden units, 2 layers, D=40) unless overridden.
+    ``ExperimentConfig.for_experiment(experiment_name)`` (model, loss, readout
+    and the experiment's recipe defaults, e.g. the DC objective; sizes 300
+    hidden units, 2 layers, D=40) with ``config_overrides`` applied.
     """
     from speechsep.config import ExperimentConfig
 
-    experiment = get_experiment(experiment_name)
-    fields = {"experiment": experiment.name, "model": experiment.model, "loss": experiment.loss,
-              "readout": experiment.readout, "dc_loss": experiment.defaults.get("dc_loss", "dc")}
-    fields.update(config_overrides or {})
-    return ExperimentConfig(**fields)
+    return ExperimentConfig.for_experiment(experiment_name, **dict(config_overrides or {}))
 
 
 def _shape_text(shape) -> str:

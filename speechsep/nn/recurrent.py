@@ -41,21 +41,8 @@ import warnings
 import keras
 import tensorflow as tf
 
-PRECISIONS = ("float32", "bfloat16")
-
-
-@functools.lru_cache(maxsize=None)
-def native_bfloat16() -> bool:
-    """True when the CPU has native bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
+from speechsep.config import PRECISIONS
+from speechsep.hardware import native_bfloat16
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,15 +6,17 @@
 * ``mirrored``: every local device (``MirroredStrategy``; on CPU one device
   unless logical devices were configured before TensorFlow started);
 * ``multiworker``: several processes or machines (``MultiWorkerMirroredStrategy``),
-  each started with its own ``TF_CONFIG`` (:mod:`speechsep.training.cluster`);
+  each started with its own ``TF_CONFIG`` (:mod:`speechsep.training.tf_config`);
 * ``cpu``: ``OneDeviceStrategy("/cpu:0")``.
 
 ``--batch-size`` is always the global batch, split evenly over the replicas.
 Under ``multiworker`` every worker runs the same program; only the chief
 writes the run folder. The others read it (to resume) and write their own
 copies into a temporary folder (:func:`worker_dir`) removed at exit, as
-TensorFlow's multi-worker guide recommends. A worker that loses a peer exits
-with a one-line message (:func:`exit_if_peer_lost`); one whose peers never
+TensorFlow's multi-worker guide recommends. A worker that loses a peer raises
+a :class:`~speechsep.training.tf_config.PeerLostError` naming it
+(:func:`lost_peer_error`), which the entry points turn into one line and an
+exit; one whose peers never
 join is stopped by a watchdog naming them (:func:`make_strategy`).
 """
 
@@ -38,14 +40,13 @@ import tensorflow as tf
 
 from speechsep.config import STRATEGIES
 from speechsep.io import atomic_write_json
-from speechsep.training.cluster import ClusterTask, check_strategy_arguments, cluster_task
+from speechsep.training.tf_config import (LOST_PEER_STATUS, ClusterTask, PeerLostError,  # noqa: F401
+                                          check_strategy_arguments, cluster_task)
 
 JOIN_TIMEOUT = 120.0
 """Seconds a worker waits for the whole cluster to join before it gives up (``--join-timeout``)."""
 COLLECTIVE_TIMEOUT = 300.0
 """Seconds any one all-reduce may wait for the other workers; must exceed the largest step skew."""
-LOST_PEER_STATUS = 3
-"""Exit status of a worker that lost a peer during training."""
 KERAS_TESTED = (3, 15)
 """Newest Keras version on which the multi-worker workaround (:func:`patch_keras_for_multiworker`) was verified."""
 
@@ -56,15 +57,26 @@ _worker_dirs: dict[Path, Path] = {}
 # ----------------------------------------------------------------------------- strategies
 
 
-def make_strategy(name: str, join_timeout: float | None = None,
-                  collective_timeout: float = COLLECTIVE_TIMEOUT) -> tf.distribute.Strategy:
+def make_strategy(name: str, join_timeout: float | None = None, collective_timeout: float = COLLECTIVE_TIMEOUT,
+                  batch_sizes: Mapping[str, int | None] | None = None) -> tf.distribute.Strategy:
     """The strategy ``name`` (one of :data:`~speechsep.config.STRATEGIES`), created once per process.
 
-    ``multiworker`` must be created before TensorFlow runs any operation in
-    the process (TensorFlow's rule); a worker whose peers have not all joined
-    after ``join_timeout`` seconds (default :data:`JOIN_TIMEOUT`) is killed
-    with a message naming the unreachable addresses.
+    The kit's one strategy factory (the runner, the trainer and the
+    benchmarks call it). ``multiworker`` must be created before TensorFlow
+    runs any operation in the process (TensorFlow's rule); a worker whose
+    peers have not all joined after ``join_timeout`` seconds (default
+    :data:`JOIN_TIMEOUT`) is killed with a message naming the unreachable
+    addresses. With ``batch_sizes`` (``{"--batch-size": 32}``), a global
+    batch the replicas cannot split evenly is refused (:func:`check_global_batch`).
     """
+    strategy = _create_strategy(name, join_timeout, collective_timeout)
+    if batch_sizes:
+        check_global_batch(strategy, batch_sizes)
+    return strategy
+
+
+def _create_strategy(name: str, join_timeout: float | None, collective_timeout: float) -> tf.distribute.Strategy:
+    """:func:`make_strategy` without the batch check."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown --strategy {name!r}: use {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}")
     if name == "default":
@@ -98,12 +110,12 @@ def _with_watchdog(create, seconds: float, task: ClusterTask):
     Creating ``MultiWorkerMirroredStrategy`` blocks in C++ until every peer
     has joined, holding the GIL: no Python thread or signal handler of this
     process runs meanwhile, so the watchdog is a separate process
-    (:func:`speechsep.training.cluster.watch`).
+    (:func:`speechsep.training.tf_config.watch`).
     """
     package_root = str(Path(__file__).resolve().parents[2])  # scripts run from a clone may lack the install
     environ = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root,
                                                                         os.environ.get("PYTHONPATH")])))
-    watchdog = subprocess.Popen([sys.executable, "-m", "speechsep.training.cluster", "--watch", str(os.getpid()),
+    watchdog = subprocess.Popen([sys.executable, "-m", "speechsep.training.tf_config", "--watch", str(os.getpid()),
                                  str(seconds), json.dumps(task.peers()), task.address], env=environ)
     try:
         return create()
@@ -249,14 +261,17 @@ def _lost_tasks(message: str, task: ClusterTask) -> list[str]:
 
 
 @contextlib.contextmanager
-def exit_if_peer_lost():
-    """Around multi-worker training: if a peer dies, print one line and end the process at once.
+def lost_peer_error():
+    """Around multi-worker training: a dead peer becomes one :class:`PeerLostError` naming it.
 
     TensorFlow detects a dead peer within seconds (the coordination service's
-    heartbeat) and aborts the collectives, but the process may then take
-    minutes to shut down; this prints ``error: ...`` naming the lost task,
-    removes the worker folders and exits with :data:`LOST_PEER_STATUS`.
-    Outside a cluster it does nothing.
+    heartbeat) and aborts the collectives, raising an error that names no
+    one; this removes the worker folders and raises a
+    :class:`~speechsep.training.tf_config.PeerLostError` whose message names
+    the lost task. The entry points print it and exit with
+    :data:`LOST_PEER_STATUS` at once (:func:`speechsep.cli.run_guarded`),
+    because the process may take minutes to shut down. Outside a cluster it
+    does nothing.
     """
     task = cluster_task()
     try:
@@ -269,13 +284,11 @@ def exit_if_peer_lost():
         lines = [line.strip() for line in message.splitlines() if line.strip()]
         detail = next((line for line in lines if _CAUSE.search(line)), lines[-1] if lines else "")
         detail = detail.split("aborted by:", 1)[-1].strip()[:200]
-        print(f"error: {task.describe()} lost the cluster"
-              + (f" ({', '.join(lost)} stopped responding)" if lost else "")
-              + f": {type(error).__name__}: {detail}. Restart every worker with the same command to resume "
-                "from the last finished epoch.", file=sys.stderr, flush=True)
-        sys.stdout.flush()
         remove_worker_dirs()
-        os._exit(LOST_PEER_STATUS)
+        raise PeerLostError(f"{task.describe()} lost the cluster"
+                            + (f" ({', '.join(lost)} stopped responding)" if lost else "")
+                            + f": {type(error).__name__}: {detail}. Restart every worker with the same command "
+                              "to resume from the last finished epoch.") from None
 
 
 # ----------------------------------------------------------------------------- Keras workaround

@@ -10,9 +10,14 @@ path and its ``CONFIG`` block, then calls its steps in order::
     example = run.write_outputs()      # wavs and figures of one test mixture
 
 Every step runs the ones before it if they have not run yet, so a Spyder user
-can run the cells one by one or all at once. ``CONFIG`` sets option defaults;
-command-line flags override them. Outputs go to ``--out`` (default: ``output/``
-next to the script) and the runner prints where.
+can run the cells one by one or all at once. ``CONFIG`` sets option defaults
+(keyed by :class:`~speechsep.config.ExperimentConfig` field name; the
+defaults themselves come from ``ExperimentConfig.for_experiment``, whose
+per-experiment values live in :mod:`speechsep.experiments`); command-line
+flags override them. Outputs go to ``--out`` (default: ``output/`` next to
+the script) and the runner prints where. The runner changes nothing
+process-wide: the scripts call :func:`speechsep.cli.program_start` for the
+quiet console and the one-line errors.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import soundfile
 from speechsep import signal
 from speechsep.cli import (add_clusterer_argument, add_corpus_arguments, add_crop_argument, build_dataset,
                            check_out_dir, corpus_from_args, dataset_config_from_args, default_data_dir,
-                           describe_corpus, install_error_hook, run_guarded)
+                           describe_corpus, is_program, run_guarded)
 from speechsep.config import DC_LOSSES, LR_SCHEDULES, MASK_LOSSES, PRECISIONS, RECURRENT, STRATEGIES, ExperimentConfig
 from speechsep.data.shards import verify_dataset
 from speechsep.experiments import Experiment, get_experiment
@@ -38,15 +43,30 @@ from speechsep.io import atomic_write_json
 
 QUICK = {"mixtures": 60, "epochs": 2, "test_mixtures": 6}
 QUICK_NOTE = "a --quick run is a smoke test of the code path, not a measurement"
+DYNAMIC_STEPS_PER_EPOCH = 200  # --steps-per-epoch when --dynamic-mixing is given without it (no split to exhaust)
+# The study's old spellings of options that set a config field, kept as aliases (in --help, and as keys of a
+# script's CONFIG): old dest -> the ExperimentConfig field (= the option's dest).
+SETTING_ALIASES = {"layers": "num_layers", "clusterer": "readout", "speakers": "num_speakers",
+                   "bandwidth": "meanshift_bandwidth"}
+CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(ExperimentConfig))
 
 
 def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentParser:
-    """The options of a training script (every one described in ``--help``)."""
+    """The options of a training script (every one described in ``--help``).
+
+    An option that sets an :class:`ExperimentConfig` field is spelled like
+    the field (``--num-layers`` sets ``num_layers``) and defaults to the
+    field's value in ``ExperimentConfig.for_experiment(experiment.name)``:
+    nothing here restates a default. The study's older spellings
+    (:data:`SETTING_ALIASES`: ``--layers``, ``--clusterer``, ``--speakers``,
+    ``--bandwidth``; and ``--jit``) stay as aliases.
+    """
+    defaults = ExperimentConfig.for_experiment(experiment.name)
     parser = argparse.ArgumentParser(description=description)
     add_corpus_arguments(parser)
     group = parser.add_argument_group("data")
     group.add_argument("--data", metavar="DIR", default=None, help="pickle dataset written by datagenerator.py")
-    group.add_argument("--dynamic-mixing", action="store_true",
+    group.add_argument("--dynamic-mixing", action="store_true", default=defaults.dynamic_mixing,
                        help="draw fresh training mixtures every epoch (nothing written to disk)")
     group.add_argument("--mixtures", type=int, default=1000,
                        help="size of the auto-built dataset when no --data is given (default 1000)")
@@ -60,111 +80,121 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
                        help="with --dynamic-mixing: relative level of the training talkers in dB, uniform "
                             "(default 0 5; validation and test mixtures keep 0 5)")
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=10, help="maximum number of epochs (default 10)")
-    group.add_argument("--minutes", type=float, default=None, help="wall-clock training budget in minutes")
-    group.add_argument("--steps-per-epoch", type=int, default=None,
-                       help="batches per epoch (default: the whole split; 200 with --dynamic-mixing)")
+    group.add_argument("--epochs", type=int, default=defaults.epochs,
+                       help="maximum number of epochs (default %(default)s)")
+    group.add_argument("--minutes", type=float, default=defaults.minutes,
+                       help="wall-clock training budget in minutes (default %(default)s: no limit)")
+    group.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch,
+                       help="batches per epoch (default: the whole split; "
+                            f"{DYNAMIC_STEPS_PER_EPOCH} with --dynamic-mixing)")
     group.add_argument("--quick", action="store_true",
                        help=f"smoke test in about a minute: {QUICK['mixtures']} mixtures, {QUICK['epochs']} "
                             f"epochs, {QUICK['test_mixtures']} test mixtures ({QUICK_NOTE})")
-    group.add_argument("--batch-size", type=int, default=32, help="global batch size in chunks (default 32)")
-    group.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    group.add_argument("--hidden-units", type=int, default=300, help="units per (B)LSTM or dense layer (default 300)")
-    group.add_argument("--layers", type=int, default=2, help="number of recurrent or dense layers (default 2)")
-    group.add_argument("--dropout", type=float, default=0.0, help="dropout on layer inputs (default 0)")
-    group.add_argument("--strategy", default="default", choices=STRATEGIES,
-                       help="tf.distribute strategy the model is built in (default: the default strategy); "
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help="global batch size in chunks (default %(default)s)")
+    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help="Adam learning rate (default %(default)g)")
+    group.add_argument("--hidden-units", type=int, default=defaults.hidden_units,
+                       help="units per (B)LSTM or dense layer (default %(default)s)")
+    group.add_argument("--num-layers", "--layers", dest="num_layers", type=int, default=defaults.num_layers,
+                       help="number of recurrent or dense layers (default %(default)s)")
+    group.add_argument("--dropout", type=float, default=defaults.dropout,
+                       help="dropout on layer inputs (default %(default)g)")
+    group.add_argument("--strategy", default=defaults.strategy, choices=STRATEGIES,
+                       help="tf.distribute strategy the model is built in (default %(default)s: one device); "
                             "multiworker needs TF_CONFIG: see python -m speechsep launch --help")
     group.add_argument("--join-timeout", type=float, default=None, metavar="SECONDS",
                        help="with --strategy multiworker: give up, naming the unreachable workers, if the "
                             "cluster has not formed after SECONDS (default 120)")
-    add_throughput_arguments(group)
+    add_throughput_arguments(group, defaults)
     group.add_argument("--out", metavar="DIR", default=None,
                        help="run folder; rerunning into it resumes the run, or reports it complete "
                             "(default: output/ next to the script)")
     group.add_argument("--fresh", action="store_true",
                        help="start over: delete the run's checkpoints, history and record in --out first")
     if experiment.model == "dc":
-        group.add_argument("--embedding-dim", type=int, default=40, help="embedding size D (default 40)")
-        add_clusterer_argument(group, experiment.readout, "how embeddings become masks at test time")
-        group.add_argument("--bandwidth", type=float, default=None,
-                           help="mean-shift bandwidth on the unit sphere (default 0.1)")
-        add_recipe_arguments(parser)
+        group.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim,
+                           help="embedding size D (default %(default)s)")
+        add_clusterer_argument(group, defaults.readout, "how embeddings become masks at test time", dest="readout")
+        group.add_argument("--init", metavar="NAME|RUN_DIR", default=None,
+                           help="start from the weights (and feature normalisation) of a shipped model "
+                                "(python -m speechsep models) or a run folder, with a fresh optimizer; "
+                                "the network's size must match (run.json records the source)")
+        group.add_argument("--meanshift-bandwidth", "--bandwidth", dest="meanshift_bandwidth", type=float,
+                           default=defaults.meanshift_bandwidth,
+                           help="mean-shift bandwidth on the unit sphere (default %(default)s: the tuned 0.1)")
+        add_recipe_arguments(parser, defaults)
     else:
-        group.add_argument("--loss", choices=("mse", "pit"), default=experiment.loss,
-                           help="mse against the source-1 IBM (original) or permutation-invariant (uPIT)")
-    parser.set_defaults(**experiment.defaults)  # this experiment's measured recipe choices
+        group.add_argument("--loss", choices=("mse", "pit"), default=defaults.loss,
+                           help="mse against the source-1 IBM (original) or permutation-invariant (uPIT) "
+                                "(default %(default)s)")
+    parser.set_defaults(seed=defaults.seed, num_speakers=defaults.num_speakers)  # the corpus options' config fields
     return parser
 
 
-def add_throughput_arguments(group) -> None:
-    """``--recurrent``, ``--jit/--no-jit`` and ``--precision`` (:class:`ExperimentConfig` throughput fields)."""
-    defaults = ExperimentConfig()
+def add_throughput_arguments(group, defaults: ExperimentConfig) -> None:
+    """``--recurrent``, ``--jit-compile/--no-jit-compile`` (alias ``--jit/--no-jit``) and ``--precision``
+    (:class:`ExperimentConfig` throughput fields), defaulting to ``defaults``."""
     group.add_argument("--recurrent", choices=RECURRENT, default=defaults.recurrent,
                        help="LSTM implementation: fast (speechsep.nn.recurrent) or the stock keras layer "
-                            f"(default {defaults.recurrent})")
-    group.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction,
-                       default=defaults.jit_compile, help="compile the training step with XLA (default: on)")
+                            "(default %(default)s)")
+    group.add_argument("--jit-compile", "--jit", dest="jit_compile", action=argparse.BooleanOptionalAction,
+                       default=defaults.jit_compile,
+                       help=f"compile the training step with XLA (default: {'on' if defaults.jit_compile else 'off'})")
     group.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                        help="bfloat16: large matmuls in bfloat16 on CPUs with native support, else float32 "
-                            f"with a warning (default {defaults.precision})")
+                            "with a warning (default %(default)s)")
+
+
+def normalise_settings(settings: Mapping | None) -> dict:
+    """A script's ``CONFIG`` (or ``settings``) keyed by option dest: an old spelling (:data:`SETTING_ALIASES`)
+    becomes its field name; of two spellings of one field the later key wins (``CONFIG.update(layers=1)``)."""
+    return {SETTING_ALIASES.get(key, key): value for key, value in dict(settings or {}).items()}
 
 
 def config_from_args(experiment: Experiment, args) -> ExperimentConfig:
-    """The frozen :class:`ExperimentConfig` of a parsed command line."""
-    is_dc = experiment.model == "dc"
-    return ExperimentConfig(
-        experiment=experiment.name, model=experiment.model,
-        loss="dc" if is_dc else args.loss,
-        readout=args.clusterer if is_dc else "mask",
-        num_speakers=args.speakers, hidden_units=args.hidden_units, num_layers=args.layers,
-        embedding_dim=args.embedding_dim if is_dc else ExperimentConfig.embedding_dim,
-        dropout=args.dropout, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch or (200 if args.dynamic_mixing else None),
-        minutes=args.minutes, seed=args.seed, dynamic_mixing=args.dynamic_mixing, strategy=args.strategy,
-        recurrent=args.recurrent, jit_compile=args.jit_compile, precision=args.precision,
-        meanshift_bandwidth=args.bandwidth if is_dc else None,
-        **(recipe_from_args(args) if is_dc else {}),
-    )
+    """The frozen :class:`ExperimentConfig` of a parsed command line.
+
+    Every parsed option named like a config field sets that field; the others
+    keep ``ExperimentConfig.for_experiment(experiment.name)``'s values.
+    ``--soft-mask-beta 0`` means binary masks (None), and ``--dynamic-mixing``
+    without ``--steps-per-epoch`` trains :data:`DYNAMIC_STEPS_PER_EPOCH` steps per epoch.
+    """
+    given = {field: value for field, value in vars(args).items() if field in CONFIG_FIELDS}
+    given["steps_per_epoch"] = args.steps_per_epoch or (DYNAMIC_STEPS_PER_EPOCH if args.dynamic_mixing else None)
+    if "soft_mask_beta" in given:
+        given["soft_mask_beta"] = given["soft_mask_beta"] or None  # 0: binary masks
+    return ExperimentConfig.for_experiment(experiment.name, **given)
 
 
-def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The deep-clustering recipe options (:class:`ExperimentConfig` fields; defaults: the original study)."""
-    defaults = ExperimentConfig()
+def add_recipe_arguments(parser: argparse.ArgumentParser, defaults: ExperimentConfig) -> None:
+    """The deep-clustering recipe options (:class:`ExperimentConfig` fields), defaulting to ``defaults``."""
     group = parser.add_argument_group("deep-clustering recipe")
     group.add_argument("--dc-loss", choices=DC_LOSSES, default=defaults.dc_loss,
-                       help="embedding objective: dc (Hershey et al. 2016) or dc_whitened (Wang et al. 2018)")
+                       help="embedding objective: dc (Hershey et al. 2016) or dc_whitened (Wang et al. 2018) "
+                            "(default %(default)s)")
     group.add_argument("--mask-head", action=argparse.BooleanOptionalAction, default=defaults.mask_head,
                        help="Chimera++: add a mask-inference head beside the embeddings "
-                            "(read it out with --clusterer mask_head)")
+                            "(read it out with --readout mask_head)")
     group.add_argument("--mask-loss", choices=MASK_LOSSES, default=defaults.mask_loss,
-                       help=f"loss of the mask head: msa or tpsa (truncated phase-sensitive; default "
-                            f"{defaults.mask_loss})")
+                       help="loss of the mask head: msa or tpsa (truncated phase-sensitive; default %(default)s)")
     group.add_argument("--mask-loss-weight", type=float, default=defaults.mask_loss_weight, metavar="W",
-                       help=f"total loss (1 - W)·L_DC + W·L_MI (default {defaults.mask_loss_weight})")
+                       help="total loss (1 - W)·L_DC + W·L_MI (default %(default)s)")
     group.add_argument("--soft-mask-beta", type=float, default=defaults.soft_mask_beta, metavar="BETA",
                        help="k-means/mean-shift give soft masks p(c|v) ∝ exp(BETA·vᵀμ_c); 0 or None: binary "
                             "masks, as in the paper (default %(default)s)")
     group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
-                       help="constant, or cosine decay to 0 over the epochs or the --minutes budget")
+                       help="constant, or cosine decay to 0 over the epochs or the --minutes budget "
+                            "(default %(default)s)")
     group.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
-                       help="linear learning-rate warm-up over this many batches (default 0)")
+                       help="linear learning-rate warm-up over this many batches (default %(default)s)")
     group.add_argument("--clip-norm", type=float, default=defaults.clip_norm,
-                       help=f"gradient clipping norm (default {defaults.clip_norm})")
+                       help="gradient clipping norm (default %(default)s)")
     group.add_argument("--long-chunk-frames", type=int, default=defaults.long_chunk_frames, metavar="FRAMES",
                        help="curriculum: from --curriculum-epoch on, train on chunks of FRAMES frames "
                             "instead of 100, as many frames per batch (e.g. 400: a 4 s crop has 501 frames)")
     group.add_argument("--curriculum-epoch", type=int, default=defaults.curriculum_epoch, metavar="EPOCH",
                        help="first epoch (0-based) on --long-chunk-frames chunks")
-
-
-def recipe_from_args(args) -> dict:
-    """The :class:`ExperimentConfig` recipe fields of parsed :func:`add_recipe_arguments` options."""
-    return dict(dc_loss=args.dc_loss, mask_head=args.mask_head, mask_loss=args.mask_loss,
-                mask_loss_weight=args.mask_loss_weight, soft_mask_beta=args.soft_mask_beta or None,  # 0: binary
-                lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps, clip_norm=args.clip_norm,
-                long_chunk_frames=args.long_chunk_frames, curriculum_epoch=args.curriculum_epoch)
 
 
 def check_long_chunks(config: ExperimentConfig, train_mixing) -> None:
@@ -175,13 +205,6 @@ def check_long_chunks(config: ExperimentConfig, train_mixing) -> None:
     if frames < config.long_chunk_frames:
         raise ValueError(f"--long-chunk-frames {config.long_chunk_frames} exceeds the {frames} frames of the "
                          f"{train_mixing.crop_seconds:g} s training crops (--crop-seconds)")
-
-
-def is_program(script_file) -> bool:
-    """Whether ``script_file`` is the program being run (a shell, or Spyder's F5), not an import."""
-    if script_file is None or not sys.argv or not sys.argv[0]:
-        return False
-    return Path(sys.argv[0]).resolve() == Path(script_file).resolve()
 
 
 def script_argv(script_file) -> list[str]:
@@ -222,14 +245,13 @@ class ExperimentRun:
                  description: str = ""):
         self.experiment = get_experiment(name)
         parser = build_parser(self.experiment, description or self.experiment.title)
-        known = {action.dest for action in parser._actions}
-        unknown = sorted(set(settings or {}) - known)
+        settings = normalise_settings(settings)
+        known = set(vars(parser.parse_args([])))  # every option's dest
+        unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"CONFIG of {script_file or name}: unknown setting(s) {unknown}; "
-                             f"known: {sorted(known - {'help'})}")
-        parser.set_defaults(**dict(settings or {}))
-        if argv is None and is_program(script_file) and not hasattr(sys, "ps1"):
-            install_error_hook()  # a script run from a shell: user errors print one line
+                             f"known: {sorted(known)}")
+        parser.set_defaults(**settings)
         args = parser.parse_args(script_argv(script_file) if argv is None else argv)
         if args.quick:
             for key, value in QUICK.items():
@@ -237,7 +259,7 @@ class ExperimentRun:
                     setattr(args, key, value)
         self.args = args
         self.config = config_from_args(self.experiment, args)
-        from speechsep.training.cluster import check_strategy_arguments
+        from speechsep.training.tf_config import check_strategy_arguments
 
         self.cluster = check_strategy_arguments(  # a bad TF_CONFIG or batch: one line, before TensorFlow loads
             self.config.strategy, {"--batch-size": self.config.batch_size,
@@ -251,6 +273,7 @@ class ExperimentRun:
         check_out_dir(self.out, args.data)  # before any work; creates nothing
         if args.data is not None and not args.dynamic_mixing:
             verify_dataset(args.data)  # every shard, before TensorFlow loads
+        self.init_source = self._init_source(getattr(args, "init", None))
         self.data: ExperimentData | None = None
         self.strategy = None  # the tf.distribute strategy, created by prepare_data
         self.model = None
@@ -258,6 +281,34 @@ class ExperimentRun:
         self.separator = None
         self.results: dict | None = None
         self.example: Example | None = None
+        self.extra_callbacks: list = []  # Keras callbacks added to training (e.g. trainer.WeightSnapshots)
+
+    def _init_source(self, name_or_dir):
+        """The :class:`speechsep.pretrained.Source` of ``--init``, checked against this run's network (or None)."""
+        if name_or_dir is None:
+            return None
+        from speechsep import pretrained
+
+        source = pretrained.resolve(name_or_dir)
+        field = pretrained.architecture_mismatch(self.config, source.config)
+        if field:
+            raise ValueError(f"--init {name_or_dir}: its {field} is {getattr(source.config, field)!r}, this run's "
+                             f"is {getattr(self.config, field)!r} (the network sizes must match)")
+        return source
+
+    def _init(self):
+        """``(weights, description)`` for :func:`speechsep.training.trainer.train`'s ``init``, or None."""
+        if self.init_source is None:
+            return None
+        from speechsep import pretrained
+
+        source = self.init_source
+        weights = source.weights if source.weights is not None else pretrained.build_network(source).get_weights()
+        description = {"source": source.name, "shipped": source.shipped,
+                       "source_optimizer_steps": source.optimizer_steps, "optimizer": "fresh"}
+        if source.shipped:
+            description["weights_sha256"] = source.info.get("weights_sha256")
+        return weights, description
 
     # ------------------------------------------------------------------ steps
 
@@ -266,10 +317,13 @@ class ExperimentRun:
         from speechsep.data import pipeline, testset
         from speechsep.data.mixing import MixingConfig, split_composition, split_speakers
         from speechsep.data.shards import load_stats, read_index
+        from speechsep.training import distribute
 
         args, config = self.args, self.config
         print(f"{self.experiment.title}: run folder {self.out}", flush=True)
-        self.strategy = self.make_strategy()  # before TensorFlow runs anything (multiworker needs that)
+        self.strategy = distribute.make_strategy(  # before TensorFlow runs anything (multiworker needs that)
+            config.strategy, join_timeout=args.join_timeout,
+            batch_sizes={"--batch-size": config.batch_size, "the long-chunk batch": config.long_batch_size})
         if config.dynamic_mixing:
             corpus = corpus_from_args(args)
             print(f"Corpus: {describe_corpus(corpus)}", flush=True)
@@ -278,7 +332,8 @@ class ExperimentRun:
                                                crop_seconds=args.crop_seconds or None,
                                                level_range_db=tuple(args.train_level_range))
             splits = split_speakers(corpus, seed=config.seed, min_speakers=config.num_speakers)
-            mean, std = pipeline.estimate_stats(corpus, splits["train"], mixing)
+            mean, std = self.init_source.stats if self.init_source else pipeline.estimate_stats(
+                corpus, splits["train"], mixing)
             train_input = functools.partial(pipeline.make_dynamic_dataset, corpus, splits["train"], train_mixing,
                                             mean, std, chunk_frames=config.chunk_frames, seed=config.seed,
                                             mask_target=config.mask_target)
@@ -311,16 +366,17 @@ class ExperimentRun:
             if self.cluster is not None and not self.cluster.is_chief:  # no two workers write one folder
                 target = target.with_name(f"{target.name}-worker{self.cluster.rank}")
             data_dir = build_dataset(corpus, dataset_config, target)
+        stats = self.init_source.stats if self.init_source else load_stats(data_dir)
         train_input = functools.partial(pipeline.make_dataset, data_dir, "train", chunk_frames=config.chunk_frames,
-                                        seed=config.seed, mask_target=config.mask_target)
+                                        seed=config.seed, mask_target=config.mask_target, stats=stats)
         train = train_input(config.batch_size)
         valid = pipeline.make_dataset(data_dir, "valid", config.batch_size, config.chunk_frames, shuffle=False,
-                                      mask_target=config.mask_target)
+                                      mask_target=config.mask_target, stats=stats)
         long_train = long_train_input = None
         if config.long_chunk_frames:
             long_train_input = functools.partial(pipeline.make_dataset, data_dir, "train",
                                                  chunk_frames=config.long_chunk_frames, seed=config.seed,
-                                                 mask_target=config.mask_target)
+                                                 mask_target=config.mask_target, stats=stats)
             long_train = long_train_input(config.long_batch_size)
         test = testset.from_dataset(data_dir, args.test_mixtures)
         index = read_index(data_dir)
@@ -328,18 +384,9 @@ class ExperimentRun:
                        "splits": {k: v["speakers"] for k, v in index["splits"].items()},
                        "train_crop_seconds": index["config"]["mixing"].get("crop_seconds"),
                        **index.get("corpora", {})}
-        self.data = ExperimentData(train, valid, load_stats(data_dir), test.records, description, long_train,
+        self.data = ExperimentData(train, valid, stats, test.records, description, long_train,
                                    train_input, long_train_input)
         return self.data
-
-    def make_strategy(self):
-        """The ``--strategy`` of this run (created once per process), checked against ``--batch-size``."""
-        from speechsep.training import distribute
-
-        strategy = distribute.make_strategy(self.config.strategy, join_timeout=self.args.join_timeout)
-        distribute.check_global_batch(strategy, {"--batch-size": self.config.batch_size,
-                                                 "the long-chunk batch": self.config.long_batch_size})
-        return strategy
 
     def train(self):
         """Train (or resume) in the run folder. Returns (model, per-epoch history of every run)."""
@@ -353,7 +400,8 @@ class ExperimentRun:
             self.model, _ = train(self.config, self.out, data.train, data.valid, data.stats,
                                   {**data.description, "quick": self.args.quick}, long_train_data=data.long_train,
                                   fresh=self.args.fresh or self._replaces_smoke_test(),
-                                  train_input=data.train_input, long_train_input=data.long_train_input)
+                                  train_input=data.train_input, long_train_input=data.long_train_input,
+                                  extra_callbacks=self.extra_callbacks, init=self._init())
         except BaseException:
             if created:
                 remove_unstarted_run(self.out)  # a failed first epoch leaves no empty run folder behind
@@ -411,7 +459,34 @@ class ExperimentRun:
             print(f"Speaker count right on {overall['speaker_count_accuracy']:.0%} of test mixtures")
         if self.args.quick:
             print(f"Note: {QUICK_NOTE}.")
+            self.compare_with_shipped(rows)
         return self.results
+
+    def compare_with_shipped(self, rows: list[dict]) -> dict | None:
+        """After a smoke test: the shipped model's SDRi on this run's test mixtures whose voices it never heard,
+        beside this run's on the same mixtures (printed; returned as a dict, None without a shipped model)."""
+        from speechsep import pretrained
+        from speechsep.eval import evaluation
+
+        name = pretrained.DEFAULT_MODEL
+        if self.config.num_speakers != 2 or name not in pretrained.available():
+            return None
+        records = self.data.test_records
+        unseen = pretrained.unseen_records(name, records)
+        if not unseen:
+            return None
+        model = pretrained.load(name)
+        shipped = evaluation.evaluate_records(unseen, evaluation.model_separate(model.separator))
+        ids = {r["id"] for r in unseen}
+        own = [row for row in rows if row["id"] in ids]
+        result = {"model": name, "mixtures": len(unseen), "of": len(records),
+                  "shipped_sdri": float(np.mean([r["sdr_improvement"] for r in shipped])),
+                  "this_run_sdri": float(np.mean([r["sdr_improvement"] for r in own]))}
+        steps = pretrained.read_info(pretrained.FOLDER / name).get("optimizer_steps")
+        print(f"The shipped model {name} ({steps:,} optimizer steps; python -m speechsep models) on the "
+              f"{len(unseen)} of these {len(records)} test mixtures whose voices it never heard: SDRi "
+              f"{result['shipped_sdri']:.2f} dB (this run: {result['this_run_sdri']:.2f} dB on the same mixtures)")
+        return result
 
     def write_outputs(self) -> Example:
         """Wavs of the first test mixture and every figure of the experiment, in the run folder."""
@@ -420,8 +495,15 @@ class ExperimentRun:
         self.example = write_example(self.output_dir, self.experiment, self.separator,
                                      self.data.test_records[0], self.history or {})
         files = self.example.files
-        print(f"Wrote results.json, {sum(p.suffix == '.png' for p in files)} figures and "
-              f"{sum(p.suffix == '.wav' for p in files)} wavs to {self.output_dir}", flush=True)
+        from speechsep.report.build import write_run_page
+
+        beside_players = [self.output_dir / name for role, name in self.experiment.figures.items()
+                          if role not in ("loss", "accuracy")]  # the page draws its own training curve
+        page = write_run_page(self.output_dir, self.experiment, self.results, self.example, self.history or {},
+                              beside_players)
+        print(f"Wrote results.json, {sum(p.suffix == '.png' for p in files)} figures, "
+              f"{sum(p.suffix == '.wav' for p in files)} wavs and {page.name} (open it in a browser) "
+              f"to {self.output_dir}", flush=True)
         return self.example
 
     @property
@@ -502,7 +584,12 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
 
 def run_experiment(name: str, script_file=None, argv=None, settings: Mapping | None = None,
                    description: str = "") -> dict:
-    """Parse, train, evaluate, write results/figures/wavs; user errors become one line and exit status 2."""
+    """Parse, train, evaluate, write results/figures/wavs; user errors become one line and exit status 2.
+
+    The body of a training script's ``main()`` (an entry point: it ends the
+    process on a user error, :func:`speechsep.cli.run_guarded`). From Python,
+    use :class:`ExperimentRun`, which raises exceptions instead.
+    """
     def run():
         return ExperimentRun(name, script_file, settings, argv, description).run_all()
 

@@ -40,19 +40,13 @@ from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targ
 from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
 from speechsep.nn.models import build_model
 from speechsep.separation.separator import batch_accuracies, read_masks, single_threaded_blas, split_batch
-from speechsep.io import atomic_save_model, atomic_write_json, atomic_write_text
+from speechsep.io import atomic_save_model, atomic_write_json, atomic_write_text, atomic_write_weights
 from speechsep.training import distribute
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and TensorFlow (one call)."""
     keras.utils.set_random_seed(seed)
-
-
-def get_strategy(name: str) -> tf.distribute.Strategy:
-    """``default`` | ``mirrored`` (all local devices) | ``multiworker`` (TF_CONFIG) | ``cpu``:
-    :func:`speechsep.training.distribute.make_strategy`."""
-    return distribute.make_strategy(name)
 
 
 def make_loss(config: ExperimentConfig):
@@ -199,6 +193,29 @@ class LearningRateSchedule(keras.callbacks.Callback):
             self.steps_per_epoch = self.batches
         if logs is not None:
             logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+
+
+class WeightSnapshots(keras.callbacks.Callback):
+    """Save the weights every ``every_steps`` optimizer steps (checked at epoch ends) for a learning curve.
+
+    Writes ``folder/step-NNNNNNN.npz``: one float16 array per weight, named
+    ``w000``, ``w001``, ... in ``model.get_weights()`` order, with
+    ``step_offset`` (optimizer steps of earlier runs this one started from)
+    added to the file's step. Weights only: snapshots are scored, not resumed.
+    """
+
+    def __init__(self, folder: Path, every_steps: int, step_offset: int = 0):
+        super().__init__()
+        if every_steps < 1:
+            raise ValueError(f"every_steps must be >= 1, got {every_steps}")
+        self.folder, self.every_steps, self.step_offset = Path(folder), every_steps, step_offset
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.step_offset + int(np.asarray(self.model.optimizer.iterations))
+        existing = sorted(self.folder.glob("step-*.npz"))
+        last = int(existing[-1].stem.split("-")[1]) if existing else self.step_offset
+        if step - last >= self.every_steps:
+            atomic_write_weights(self.folder / f"step-{step:07d}.npz", self.model.get_weights())
 
 
 class ChunkCurriculum(keras.callbacks.Callback):
@@ -362,7 +379,7 @@ def _best_val_loss(record: dict | None, run_dir: Path) -> float | None:
 def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_data: tf.data.Dataset,
           stats: tuple[np.ndarray, np.ndarray], data_description: dict, accuracy_chunks: int = 32,
           long_train_data: tf.data.Dataset | None = None, fresh: bool = False,
-          train_input=None, long_train_input=None):
+          train_input=None, long_train_input=None, extra_callbacks=(), init=None):
     """Train ``config`` on the given pipelines (dict targets) and return (model, history dict).
 
     ``long_train_data`` (chunks of ``config.long_chunk_frames``) replaces
@@ -380,12 +397,18 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
     ``train_input`` (and ``long_train_input``), called as
     ``train_input(batch_size, shard=InputShard)``, build one worker's part of
     the training data (:class:`~speechsep.data.pipeline.InputShard`); without
-    them Keras splits ``train_data`` itself.
+    them Keras splits ``train_data`` itself. ``extra_callbacks`` run after
+    the built-in ones (e.g. :class:`WeightSnapshots`).
+
+    ``init`` = (weights in ``get_weights()`` order, a dict describing where
+    they come from) starts a new run from those weights with a fresh
+    optimizer; ``run.json`` records the dict as ``init``. A resumed run
+    continues from its backup instead.
     """
     run_dir = Path(run_dir)
-    strategy = get_strategy(config.strategy)  # first: multiworker must exist before TensorFlow runs anything
+    strategy = distribute.make_strategy(config.strategy)  # first: multiworker must exist before TensorFlow runs anything
     chief, out = distribute.is_chief(), distribute.worker_dir(run_dir)  # out: where this process writes
-    with distribute.exit_if_peer_lost():
+    with distribute.lost_peer_error():
         if fresh and chief:
             clear_run(run_dir)
         if not chief:
@@ -440,10 +463,14 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
         model.compile(optimizer=optimizer, loss=make_loss(config), loss_weights=make_loss_weights(config),
                       jit_compile=config.jit_compile and distribute.supports_jit(strategy))
 
+    if init is not None and not epochs_done:
+        model.set_weights(init[0])
     record = {"config": config.to_json(), "seed": config.seed, "git_commit": git_commit(),
               "data": data_description, "strategy": type(strategy).__name__,
               "replicas": strategy.num_replicas_in_sync, "tensorflow": tf.__version__,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if init is not None and not epochs_done:
+        record["init"] = init[1]
     if previous is not None:  # resuming: the history, first start and wall time of the earlier sessions go on
         record = {**previous, **record, "started": previous.get("started", record["started"])}
     record.setdefault("sessions", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -466,14 +493,15 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
         callbacks.insert(1, LearningRateSchedule(config, earlier_seconds))
     if curriculum is not None:
         callbacks.insert(0, curriculum)
-    with distribute.exit_if_peer_lost():
+    callbacks.extend(extra_callbacks)
+    with distribute.lost_peer_error():
         history = model.fit(train_fit, validation_data=valid_fit, epochs=config.epochs,
                             steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=progress_verbosity(),
                             shuffle=False)  # the pipelines shuffle; Keras would only warn
     atomic_save_model(model, out / "last.keras")
     if not (out / "best.keras").is_file():
         atomic_save_model(model, out / "best.keras")
-    with distribute.exit_if_peer_lost():
+    with distribute.lost_peer_error():
         distribute.agree(strategy, 0, "the end")  # the chief's checkpoints are complete: all may evaluate them
     return model, {key: [float(v) for v in values] for key, values in history.history.items()}
 

@@ -1,0 +1,250 @@
+"""Shipped separation models: one folder per model inside this package, and loading one in one line.
+
+    from speechsep import pretrained
+    model = pretrained.load("dc-librispeech")       # a shipped name, or a training run folder
+    estimates = model.separate_file("mix.wav")       # [talkers, samples] at the file's sample rate
+    estimates = model.separate(waveform, 44100)      # waveform [samples] or [samples, channels]
+
+A shipped model's folder ``speechsep/pretrained/<name>/`` holds:
+
+* ``weights.npz``: the network's weights, float16, as ``w000, w001, ...`` in
+  ``keras.Model.get_weights()`` order (computed in float32 after loading);
+* ``config.json``: the :class:`~speechsep.config.ExperimentConfig` that builds
+  the network (``speechsep.nn.models.build_model``);
+* ``stats.json``: the per-bin feature normalisation (mean [129], std [129]);
+* ``model.json``: the weights' sha256, the training data and its speaker
+  splits (same schema as a run's ``run.json`` ``data``), the optimizer steps,
+  hours and CPU, and the headline scores;
+* ``MODEL_CARD.md``: what it is, its data and licence, how it was trained,
+  its learning curve and scores, with the commands that reproduce them.
+
+:func:`load` checks the sha256 before anything else reads the weights, so a
+corrupt or truncated file is one ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from speechsep.config import ExperimentConfig
+from speechsep.io import atomic_write_json, atomic_write_weights, sha256_of
+from speechsep.io import read_weights as read_weights_file
+from speechsep.signal import SAMPLE_RATE
+
+FOLDER = Path(__file__).resolve().parent
+DEFAULT_MODEL = "dc-librispeech"
+"""What ``python -m speechsep separate`` uses when no ``--model`` is given."""
+WEIGHTS_FILE, INFO_FILE, CARD_FILE = "weights.npz", "model.json", "MODEL_CARD.md"
+ARCHITECTURE_FIELDS = ("model", "hidden_units", "num_layers", "embedding_dim", "mask_head")
+"""The :class:`ExperimentConfig` fields that decide the shape of the weights (``--init`` must match them)."""
+
+
+def available() -> list[str]:
+    """Names of the models shipped in this package, sorted."""
+    return sorted(p.name for p in FOLDER.iterdir() if (p / INFO_FILE).is_file())
+
+
+def read_info(folder) -> dict:
+    """A shipped model's ``model.json`` (a ``ValueError`` naming the file if it does not parse)."""
+    path = Path(folder) / INFO_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the model description ({error})") from None
+
+
+def read_weights(folder) -> list[np.ndarray]:
+    """The float32 weights of a shipped model's folder, after checking their sha256 against ``model.json``."""
+    folder = Path(folder)
+    path = folder / WEIGHTS_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (the model folder is incomplete)")
+    expected = read_info(folder).get("weights_sha256")
+    actual = sha256_of(path.read_bytes())
+    if actual != expected:
+        raise ValueError(f"{path}: sha256 {actual[:16]}… does not match model.json's {str(expected)[:16]}… "
+                         "(corrupt or truncated file; reinstall the package)")
+    try:
+        return read_weights_file(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: cannot read the weights ({error})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a model comes from: a shipped name or a run folder, and what it holds.
+
+    ``weights`` are float32 arrays in ``get_weights()`` order; ``stats`` the
+    (mean [129], std [129]) normalisation; ``info`` the shipped ``model.json``
+    (for a run folder: its ``run.json``).
+    """
+
+    name: str
+    folder: Path
+    config: ExperimentConfig
+    stats: tuple[np.ndarray, np.ndarray]
+    info: dict
+    weights: list[np.ndarray] | None = None  # None for a run folder: its Keras checkpoint holds them
+    shipped: bool = True
+
+    @property
+    def optimizer_steps(self) -> int | None:
+        return self.info.get("optimizer_steps")
+
+
+def resolve(name_or_dir) -> Source:
+    """The model ``name_or_dir`` names: a shipped model (see :func:`available`) or a training run folder.
+
+    Raises ``ValueError`` listing the shipped models when it is neither.
+    """
+    from speechsep.data.shards import load_stats
+
+    text = str(name_or_dir)
+    if text in available():
+        folder = FOLDER / text
+        config = ExperimentConfig.load(folder / "config.json")
+        return Source(text, folder, config, load_stats(folder), read_info(folder), read_weights(folder))
+    folder = Path(text).expanduser()
+    if (folder / "config.json").is_file():
+        run_file = folder / "run.json"
+        info = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        return Source(str(folder), folder, ExperimentConfig.load(folder / "config.json"), load_stats(folder),
+                      info, None, shipped=False)
+    shipped = ", ".join(available()) or "none"
+    raise ValueError(f"unknown model {text!r}: not a shipped model (shipped: {shipped}) "
+                     "nor a training run folder (no config.json)")
+
+
+def build_network(source: Source):
+    """The Keras network of ``source`` with its weights (shipped: built from the config; run: its checkpoint)."""
+    from speechsep.nn.models import build_model, load_model
+
+    if source.weights is None:
+        for name in ("best.keras", "last.keras"):
+            if (source.folder / name).is_file():
+                return load_model(source.folder / name, recurrent=source.config.recurrent)
+        raise ValueError(f"{source.folder}: no best.keras or last.keras checkpoint")
+    network = build_model(source.config)
+    shapes = [tuple(w.shape) for w in network.get_weights()]
+    if shapes != [tuple(w.shape) for w in source.weights]:
+        raise ValueError(f"{source.folder / WEIGHTS_FILE}: its weights do not fit the network of its config.json")
+    network.set_weights(source.weights)
+    return network
+
+
+def architecture_mismatch(config: ExperimentConfig, other: ExperimentConfig) -> str | None:
+    """The first :data:`ARCHITECTURE_FIELDS` field where two configs differ, or None when the weights fit."""
+    return next((field for field in ARCHITECTURE_FIELDS if getattr(config, field) != getattr(other, field)), None)
+
+
+class PretrainedModel:
+    """A loaded model that separates waveforms at any sample rate and channel count.
+
+    ``separator`` is the :class:`~speechsep.separation.separator.Separator`
+    (8 kHz), ``source`` where the model came from (:class:`Source`).
+    """
+
+    def __init__(self, source: Source):
+        from speechsep.separation.separator import Separator
+
+        self.source = source
+        self.name = source.name
+        self.config = source.config.replace(precision="float32")  # inference in float32 on any CPU
+        self.separator = Separator(build_network(source), self.config, *source.stats)
+
+    def __repr__(self) -> str:
+        return f"PretrainedModel({self.name!r}, {self.config.model}, D={self.config.embedding_dim})"
+
+    def separate(self, waveform, sample_rate: int, num_speakers: int | None = None) -> np.ndarray:
+        """waveform [samples] or [samples, channels] at ``sample_rate`` -> estimates [talkers, samples] there.
+
+        Channels are averaged, the mixture is resampled to 8 kHz, separated
+        (``num_speakers`` talkers; default: the model's) and each estimate is
+        resampled back to ``sample_rate`` and trimmed to the input's length.
+        NaN or infinite samples raise ``ValueError``.
+        """
+        from speechsep.data.audio import resample
+
+        waveform = np.asarray(waveform, dtype=np.float64)
+        if waveform.ndim == 2:
+            waveform = waveform.mean(axis=1)
+        if waveform.ndim != 1 or waveform.size == 0:
+            raise ValueError(f"expected a non-empty waveform [samples] or [samples, channels], got shape "
+                             f"{np.shape(waveform)}")
+        if not np.all(np.isfinite(waveform)):
+            raise ValueError(f"{int(np.count_nonzero(~np.isfinite(waveform)))} NaN or infinite sample(s)")
+        if sample_rate < 1:
+            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+        mixture = resample(waveform, sample_rate, SAMPLE_RATE).astype(np.float32)
+        estimates, _ = self.separator.separate(mixture, num_speakers)
+        back = [resample(e.astype(np.float64), SAMPLE_RATE, sample_rate)[:len(waveform)] for e in estimates]
+        back = [np.pad(b, (0, len(waveform) - len(b))) for b in back]
+        return np.stack(back).astype(np.float32)
+
+    def separate_file(self, path, num_speakers: int | None = None) -> np.ndarray:
+        """The talkers of an audio file, [talkers, samples] at the file's own sample rate.
+
+        A file that cannot be read, or holds NaN or infinite samples, raises a
+        ``ValueError`` naming it.
+        """
+        import soundfile
+
+        from speechsep.data.audio import AudioFileError, load_audio
+
+        path = Path(path)
+        load_audio(path, non_finite="error")  # every problem of the file, named, before any work
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+        try:
+            return self.separate(data, rate, num_speakers)
+        except ValueError as error:
+            raise AudioFileError(path, str(error)) from None
+
+
+def regression_mixtures(name: str = DEFAULT_MODEL, count: int = 12) -> tuple[list[dict], list[str]]:
+    """(``count`` fixed two-talker mixture records, their speakers) of the built-in LibriSpeech mini,
+    drawn only from the speakers that the shipped model ``name`` lists as test speakers (never trained on).
+
+    The mixtures every installation has, so a regression test can pin the model's score on them.
+    """
+    from speechsep.data.mixing import MixingConfig
+    from speechsep.data.sources import find_corpus
+    from speechsep.data.testset import draw_mixtures
+
+    info = read_info(FOLDER / name)
+    unseen = {s.split(":")[-1] for s in info["data"]["splits"]["test"]}
+    trained = {s.split(":")[-1] for s in info["data"]["splits"]["train"]}
+    corpus = find_corpus(None, "librispeech-mini", [])
+    speakers = sorted(s for s in corpus.speakers if s in unseen and s not in trained)
+    return draw_mixtures(corpus, speakers, MixingConfig(num_speakers=2, seed=0), count), speakers
+
+
+def unseen_records(name: str, records: list[dict]) -> list[dict]:
+    """The mixture records none of whose speakers the shipped model ``name`` trained on (bare ids compared)."""
+    trained = {s.split(":")[-1] for s in read_info(FOLDER / name)["data"]["splits"]["train"]}
+    return [r for r in records if not trained & {str(s).split(":")[-1] for s in r["speakers"]}]
+
+
+def load(name_or_dir: str = DEFAULT_MODEL) -> PretrainedModel:
+    """Load a shipped model by name (default :data:`DEFAULT_MODEL`) or a training run folder."""
+    return PretrainedModel(resolve(name_or_dir))
+
+
+def export(network, config: ExperimentConfig, stats: tuple[np.ndarray, np.ndarray], folder, info: dict) -> Path:
+    """Write a model folder (weights float16, config, stats, ``model.json`` with the sha256) and return it.
+
+    ``info`` goes into ``model.json`` beside ``weights_sha256``. Each file is
+    written atomically; ``MODEL_CARD.md`` is the caller's.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = atomic_write_weights(folder / WEIGHTS_FILE, network.get_weights(), "float16")
+    config.replace(precision="float32", minutes=None).save(folder / "config.json")
+    mean, std = stats
+    atomic_write_json(folder / "stats.json", {"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
+                                              "split": "train"})
+    atomic_write_json(folder / INFO_FILE, {**info, "weights_sha256": sha256_of(weights.read_bytes())})
+    return folder

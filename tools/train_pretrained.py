@@ -1,0 +1,440 @@
+"""Train the shipped deep-clustering model in pieces, one piece ("stage") per working session.
+
+The model is the study's deep-clustering network trained on the training
+speakers of the LibriSpeech sample only (CC BY 4.0), with the kit's speaker
+split (seed 0). Each stage is one run folder ``runs/pretrained/<name>/stage-N``:
+
+* stage 1 starts from scratch; stage N > 1 starts from the weights the
+  previous stage exported into ``speechsep/pretrained/<name>/`` (``--init``),
+  with a fresh Adam state (the model card says where the optimizer restarted);
+* a stage killed midway resumes from its own ``backup/`` when rerun;
+* every ``--snapshot-steps`` optimizer steps the weights go to
+  ``stage-N/snapshots/`` (float16), scored afterwards by ``curve``.
+
+    python tools/train_pretrained.py train --stage 1 --minutes 110
+    python tools/train_pretrained.py curve --stage 1      # validation loss + SDRi of every snapshot
+    python tools/train_pretrained.py export --stage 1     # into speechsep/pretrained/<name>/
+
+Maintainers only: users load the result with ``speechsep.pretrained.load``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NAME = "dc-librispeech"
+CORPUS = ROOT.parent / "shared" / "data" / "librispeech-sample"
+# The recipe of the long run: the Deep-clustering script's defaults (whitened objective, soft masks), on
+# dynamic mixing of the LibriSpeech sample's training speakers; one stage per session.
+CONFIG = dict(
+    corpus_root=[str(CORPUS)],
+    dynamic_mixing=True,
+    epochs=100,            # 200 steps each: 20,000 optimizer steps in all stages together
+    steps_per_epoch=200,
+    learning_rate=1e-3,
+    precision="bfloat16",  # 9 % more steps per second where the CPU has avx512_bf16 (docs/recipe.md)
+)
+
+
+VALID_MIXTURES = 50  # validation mixtures scored at every snapshot (the validation speakers only)
+CURVE_FILE = "curve.csv"
+CURVE_FIELDS = ("stage", "val_mixtures", "optimizer_steps", "minutes", "learning_rate", "train_loss", "val_loss",
+                "val_acc_pit", "val_sdri", "val_sdri_ff", "val_sdri_mm", "val_sdri_fm")
+
+
+def stage_dir(stage: int) -> Path:
+    return ROOT / "runs" / "pretrained" / NAME / f"stage-{stage}"
+
+
+def model_dir() -> Path:
+    from speechsep import pretrained
+
+    return pretrained.FOLDER / NAME
+
+
+def stage_argv(stage: int, minutes: float) -> list[str]:
+    argv = ["--out", str(stage_dir(stage)), "--minutes", str(minutes)]
+    if stage > 1:
+        argv += ["--init", NAME]  # the previous stage's export, committed in the package
+    return argv
+
+
+def train(args) -> None:
+    from speechsep.training.runner import ExperimentRun
+    from speechsep.training.trainer import WeightSnapshots
+
+    if args.stage > 1 and not (model_dir() / "model.json").is_file():
+        raise SystemExit(f"stage {args.stage} starts from {model_dir()}, which holds no exported model")
+    out = stage_dir(args.stage)
+    offset = earlier_steps(args.stage)
+    run = ExperimentRun("deepclustering", None, CONFIG, stage_argv(args.stage, args.minutes) + list(args.extra))
+    run.extra_callbacks.append(WeightSnapshots(out / "snapshots", args.snapshot_steps, step_offset=offset))
+    run.train()
+
+
+def earlier_stages(stage: int) -> list[dict]:
+    """The exported record (``model.json`` ``stages``) of every stage before ``stage``."""
+    if stage == 1 or not (model_dir() / "model.json").is_file():
+        return []
+    from speechsep import pretrained
+
+    return [s for s in pretrained.read_info(model_dir()).get("stages", []) if s["stage"] < stage]
+
+
+def earlier_steps(stage: int) -> int:
+    """Optimizer steps of the stages before ``stage``."""
+    return sum(s["optimizer_steps"] for s in earlier_stages(stage))
+
+
+def validation_set(mixtures: int):
+    from speechsep.data import testset
+    from speechsep.data.sources import find_corpus
+
+    corpus = find_corpus(None, None, [str(CORPUS)])
+    return testset.from_corpus(corpus, mixtures, seed=0, split="valid")
+
+
+def score(network, config, stats, records) -> dict:
+    """Validation SDRi (overall and per pair type) of ``network`` on ``records``."""
+    from speechsep.eval import evaluation
+    from speechsep.separation.separator import Separator
+
+    separator = Separator(network, config.replace(precision="float32"), *stats)
+    return evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator)))
+
+
+def read_curve() -> list[dict]:
+    import csv
+
+    path = model_dir() / CURVE_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def curve(args) -> None:
+    """Score every snapshot of a stage on the validation mixtures; rewrite the stage's rows of curve.csv."""
+    import csv
+    import json
+
+    from speechsep.config import ExperimentConfig
+    from speechsep.data.shards import load_stats
+    from speechsep.io import atomic_write_text, read_weights
+    from speechsep.nn.models import build_model
+
+    out = stage_dir(args.stage)
+    config = ExperimentConfig.load(out / "config.json")
+    stats = load_stats(out)
+    record = json.loads((out / "run.json").read_text())
+    history = record["history"]
+    offset = earlier_steps(args.stage)
+    steps_per_epoch = config.steps_per_epoch
+    minutes_per_epoch = record["wall_seconds"] / 60.0 / max(1, record["epochs_done"])
+    earlier_minutes = sum(s["minutes"] for s in earlier_stages(args.stage))
+    records = validation_set(args.mixtures).records
+    network = build_model(config.replace(precision="float32"))
+    rows = []
+    for path in sorted((out / "snapshots").glob("step-*.npz")):
+        step = int(path.stem.split("-")[1])
+        epoch = round((step - offset) / steps_per_epoch)  # 1-based epochs done at the snapshot
+        network.set_weights(read_weights(path))
+        summary = score(network, config, stats, records)
+        by_pair = summary["by_pair_type"]
+
+        def sdri(block):
+            return f"{block['sdr_improvement']['mean']:.2f}" if block and "sdr_improvement" in block else ""
+
+        row = {"stage": args.stage, "val_mixtures": len(records), "optimizer_steps": step,
+               "minutes": f"{earlier_minutes + epoch * minutes_per_epoch:.1f}",
+               "learning_rate": f"{history.get('learning_rate', [config.learning_rate] * epoch)[epoch - 1]:g}",
+               "train_loss": f"{history['loss'][epoch - 1]:.4f}", "val_loss": f"{history['val_loss'][epoch - 1]:.4f}",
+               "val_acc_pit": f"{history['val_acc_pit'][epoch - 1]:.3f}", "val_sdri": sdri(summary["overall"]),
+               "val_sdri_ff": sdri(by_pair.get("female-female")), "val_sdri_mm": sdri(by_pair.get("male-male")),
+               "val_sdri_fm": sdri(by_pair.get("female-male"))}
+        print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+        rows.append(row)
+    kept = [r for r in read_curve() if int(r["stage"]) != args.stage]
+    lines = [",".join(CURVE_FIELDS)] + [",".join(str(r[k]) for k in CURVE_FIELDS) for r in kept + rows]
+    atomic_write_text(model_dir() / CURVE_FILE, "\n".join(lines) + "\n")
+    print(f"Wrote {model_dir() / CURVE_FILE}")
+
+
+def export(args) -> None:
+    """The stage's last weights, config, stats and model.json into the package's model folder."""
+    import json
+    import platform
+
+    from speechsep import pretrained
+    from speechsep.bench.train import cpu_description
+    from speechsep.config import ExperimentConfig
+    from speechsep.data.shards import load_stats
+    from speechsep.nn.models import load_model
+
+    out = stage_dir(args.stage)
+    config = ExperimentConfig.load(out / "config.json")
+    record = json.loads((out / "run.json").read_text())
+    network = load_model(out / f"{args.checkpoint}.keras")
+    previous = pretrained.read_info(model_dir()) if (model_dir() / "model.json").is_file() else {}
+    cpu, flags = cpu_description()
+    steps = int(record["optimizer_steps"])
+    if args.checkpoint == "best":  # the best epoch's weights: the steps up to that epoch
+        steps = steps * record["best_epoch"] // record["epochs_done"]
+    stage = {"stage": args.stage, "optimizer_steps": steps, "checkpoint": args.checkpoint,
+             "minutes": round(record["wall_seconds"] / 60.0, 1), "epochs": record["epochs_done"],
+             "cpu": cpu, "cpu_flags": sorted(k for k, v in flags.items() if v), "precision": config.precision,
+             "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "dropout": config.dropout,
+             "optimizer": "fresh Adam" if args.stage > 1 else "Adam from scratch",
+             "started_from": record.get("init", {}).get("source", "random initialisation"),
+             "final_train_loss": record["history"]["loss"][-1], "final_val_loss": record["history"]["val_loss"][-1],
+             "git_commit": record.get("git_commit"), "python": platform.python_version(),
+             "tensorflow": record.get("tensorflow")}
+    stages = [s for s in previous.get("stages", []) if s["stage"] != args.stage] + [stage]
+    data = {key: record["data"][key] for key in ("corpus", "splits", "per_split", "corpora", "dynamic_mixing",
+                                                  "train_crop_seconds", "train_level_range_db",
+                                                  "train_speed_range") if key in record["data"]}
+    info = {"name": NAME,
+            "summary": previous.get("summary", "deep clustering (2 x BLSTM 300, D=40, whitened objective, "
+                                                "k-means with soft masks), 2 talkers, trained on LibriSpeech"),
+            "headline": previous.get("headline", []), "scores": previous.get("scores", {}),
+            "optimizer_steps": sum(s["optimizer_steps"] for s in stages),
+            "hours": round(sum(s["minutes"] for s in stages) / 60.0, 2), "stages": stages,
+            "licence": "CC BY 4.0 (training data: LibriSpeech, (c) 2014 Vassil Panayotov)", "data": data}
+    pretrained.export(network, config.replace(epochs=config.epochs, minutes=None), load_stats(out), model_dir(), info)
+    print(f"Exported stage {args.stage} ({stage['optimizer_steps']} steps, {info['optimizer_steps']} in all) "
+          f"to {model_dir()}")
+
+
+TIMIT = ROOT.parent / "shared" / "data" / "timit-sample"
+TEST_MIXTURES = 100
+
+
+def score_sets(args) -> None:
+    """Score the exported model on the test speakers of both samples and on the regression mixtures."""
+    import time
+
+    from speechsep import pretrained
+    from speechsep.data import testset
+    from speechsep.data.sources import find_corpus
+    from speechsep.eval import evaluation
+    from speechsep.io import atomic_write_json
+
+    start = time.perf_counter()
+    model = pretrained.load(NAME)
+    load_seconds = time.perf_counter() - start
+    info = pretrained.read_info(model_dir())
+    scores = {}
+    sets = {"timit-sample": lambda: testset.from_corpus(find_corpus(str(TIMIT), None, []), args.mixtures, 0).records,
+            "librispeech-sample": lambda: testset.from_corpus(find_corpus(None, None, [str(CORPUS)]),
+                                                              args.mixtures, 0).records,
+            "librispeech-mini (regression mixtures)": lambda: pretrained.regression_mixtures(NAME)[0]}
+    separate = evaluation.model_separate(model.separator)
+    for name, records in sets.items():
+        records = records()
+        start = time.perf_counter()
+        rows = evaluation.evaluate_records(records, separate)
+        summary = evaluation.summarise(rows)
+        scores[name] = {"mixtures": len(records), "sdri": summary["overall"]["sdr_improvement"]["mean"],
+                        "si_sdri": summary["overall"]["si_sdr_improvement"]["mean"],
+                        "stoii": summary["overall"].get("stoi_improvement", {}).get("mean"),
+                        "by_pair_type": {k: v["sdr_improvement"]["mean"] for k, v in summary["by_pair_type"].items()},
+                        "seconds": time.perf_counter() - start}
+        print(f"{name}: {scores[name]}", flush=True)
+    info["scores"] = scores
+    info["load_seconds"] = load_seconds
+    timit, libri = scores["timit-sample"], scores["librispeech-sample"]
+    info["headline"] = [f"TIMIT sample (unseen corpus): SDRi {timit['sdri']:.2f} dB; "
+                        f"LibriSpeech sample test speakers: {libri['sdri']:.2f} dB ({libri['mixtures']} mixtures each)",
+                        f"{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} h on 2 CPU cores"]
+    atomic_write_json(model_dir() / pretrained.INFO_FILE, info)
+    print(f"Wrote the scores into {model_dir() / pretrained.INFO_FILE}")
+
+
+def plot_curve(rows: list[dict], path: Path) -> Path:
+    """Validation loss and validation SDRi against optimizer steps, one mark per snapshot, stages shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from speechsep.figures.plots import save_figure
+
+    steps = [int(r["optimizer_steps"]) for r in rows]
+    figure, (loss_axis, sdr_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axis.plot(steps, [float(r["train_loss"]) for r in rows], "o-", label="training (epoch mean)")
+    loss_axis.plot(steps, [float(r["val_loss"]) for r in rows], "s-", label="validation")
+    loss_axis.set(xlabel="optimizer steps", ylabel="whitened deep-clustering loss", title="Loss")
+    sdr_axis.plot(steps, [float(r["val_sdri"]) for r in rows], "o-", color="black", label="all pairs")
+    for key, label in (("val_sdri_fm", "female-male"), ("val_sdri_ff", "female-female"), ("val_sdri_mm", "male-male")):
+        values = [float(r[key]) if r[key] else float("nan") for r in rows]
+        sdr_axis.plot(steps, values, ".--", label=label)
+    sdr_axis.set(xlabel="optimizer steps", ylabel="SDRi (dB)",
+                 title=f"Validation SDRi ({rows[-1]['val_mixtures']} mixtures of the validation speakers)")
+    loss_axis.ticklabel_format(axis="y", useOffset=False)
+    for axis in (loss_axis, sdr_axis):
+        for row, previous in zip(rows[1:], rows):
+            if row["stage"] != previous["stage"]:
+                axis.axvline((int(row["optimizer_steps"]) + int(previous["optimizer_steps"])) / 2, color="grey",
+                             linestyle=":", label=f"stage {row['stage']} (fresh Adam)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(f"{NAME}: learning curve")
+    return save_figure(figure, path)
+
+
+def card(args) -> None:
+    """Write MODEL_CARD.md from model.json and curve.csv (every number in it comes from those two files)."""
+    from speechsep import pretrained
+    from speechsep.io import atomic_write_text
+
+    info, rows = pretrained.read_info(model_dir()), read_curve()
+    plot_curve(rows, model_dir() / "learning_curve.png")
+    per_split = info["data"]["per_split"]
+
+    def split_line(split):
+        block = per_split[split]["librispeech-sample"]
+        return f"{block['speakers']} ({block['female']} female, {block['male']} male; {block['minutes']:.1f} min of audio)"
+
+    stage_rows = "\n".join(
+        f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
+        f"({', '.join(f for f in s['cpu_flags'] if f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'))}) | {s['precision']} | "
+        f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {s['started_from']}, {s['optimizer']} | "
+        f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
+    curve_rows = "\n".join(
+        f"| {r['stage']} | {int(r['optimizer_steps']):,} | {float(r['minutes']):.0f} | {r['train_loss']} | "
+        f"{r['val_loss']} | {r['val_acc_pit']} | {r['val_sdri']} | {r['val_sdri_ff']} | {r['val_sdri_mm']} | "
+        f"{r['val_sdri_fm']} |" for r in rows)
+    scores = info.get("scores", {})
+
+    def score_row(name, command):
+        block = scores.get(name)
+        if not block:
+            return f"| {name} | not measured yet | | | | | | |"
+        pairs = block["by_pair_type"]
+        return (f"| {name} | {block['mixtures']} | **{block['sdri']:.2f}** | {block['si_sdri']:.2f} | "
+                f"{pairs.get('female-female', float('nan')):.2f} | {pairs.get('male-male', float('nan')):.2f} | "
+                f"{pairs.get('female-male', float('nan')):.2f} | `{command}` |")
+
+    text = f"""# Model card: `{NAME}`
+
+{info['summary']}. Shipped inside the package; `python -m speechsep separate MIX.wav` uses it by default.
+
+```python
+from speechsep import pretrained
+model = pretrained.load("{NAME}")
+estimates = model.separate_file("mix.wav")   # [2, samples] at the file's sample rate
+```
+
+## Training data and licence
+
+The training speakers of the LibriSpeech sample (`../shared/data/librispeech-sample`: 230 speakers of
+LibriSpeech `train-clean-100`, one utterance each), with the kit's speaker split (seed 0), and nothing else:
+
+- training: {split_line('train')}
+- validation: {split_line('valid')}: the learning curve below is measured on them
+- test: {split_line('test')}, never heard in training
+
+LibriSpeech is (c) 2014 Vassil Panayotov, licensed **CC BY 4.0** (Panayotov, Chen, Povey, Khudanpur,
+*LibriSpeech: an ASR corpus based on public domain audio books*, ICASSP 2015, http://www.openslr.org/12).
+The weights are derived from it and carry the same licence and attribution; no TIMIT audio (CC BY-NC-SA)
+was used, so the TIMIT score below measures a corpus the model never saw. Audio was resampled to 8 kHz.
+`model.json` lists every speaker of each split.
+
+Mixtures were drawn afresh for every batch (dynamic mixing): two different training speakers, random
+4-second crops, relative level uniform in 0-5 dB, speed perturbation 0.9-1.1; the network sees 100-frame
+chunks (0.8 s).
+
+## Network and recipe
+
+The study's deep-clustering network (Hershey et al., ICASSP 2016): 2 BLSTM layers of 300 units per
+direction on the 129-bin log-magnitude STFT (256-point FFT, hop 64, sqrt-Hann, 8 kHz), a dense layer to
+D = 40 unit-norm embeddings per bin; trained with the whitened k-means objective (Wang, Le Roux, Hershey,
+ICASSP 2018) on the active bins (40 dB below the mixture's peak are silent); Adam, gradient-norm clipping
+5, batches of 32 chunks. Masks come from k-means on the active bins' embeddings, soft
+(p(c|v) ∝ exp(5 vᵀμ_c)). Float16 storage of the weights ({(model_dir() / 'weights.npz').stat().st_size / 1e6:.1f} MB;
+computed in float32 after loading); sha256 in `model.json`, checked at every load.
+
+Training ran in stages, one per working session; each stage after the first started from the previous
+stage's exported (float16) weights with a **fresh Adam state** (the optimizer restarted at each stage boundary).
+
+| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | started from | last training loss | last validation loss |
+|---|---|---|---|---|---|---|---|---|---|
+{stage_rows}
+
+In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training.
+
+## Learning curve
+
+Every 1,000 steps the weights were saved and later scored on {rows[-1]['val_mixtures'] if rows else VALID_MIXTURES} mixtures of the validation speakers
+(`python tools/train_pretrained.py curve --stage N`). Losses are the epoch's mean (training) and the
+validation chunks' loss at that epoch.
+
+![learning curve](learning_curve.png)
+
+| stage | optimizer steps | minutes | training loss | validation loss | validation PIT accuracy | validation SDRi (dB) | FF | MM | FM |
+|---|---|---|---|---|---|---|---|---|---|
+{curve_rows}
+
+## Scores on voices it never heard
+
+{TEST_MIXTURES} test mixtures per set (two talkers, 0-5 dB, the shorter source's length, seed 0); SDRi is BSS Eval
+SDR improvement (fast-bss-eval), SI-SDRi the scale-invariant one. FF, MM, FM: female-female, male-male,
+female-male pairs.
+
+| test set | mixtures | SDRi (dB) | SI-SDRi (dB) | FF | MM | FM | command |
+|---|---|---|---|---|---|---|---|
+{score_row('timit-sample', f'python -m speechsep evaluate --model {NAME} --timit ../shared/data/timit-sample')}
+{score_row('librispeech-sample', f'python -m speechsep evaluate --model {NAME} --corpus-root ../shared/data/librispeech-sample')}
+{score_row('librispeech-mini (regression mixtures)', 'python -m pytest -q tests/test_pretrained.py')}
+
+The last row is the 12 fixed mixtures of the built-in LibriSpeech mini's speakers that this model never
+trained on (`speechsep.pretrained.regression_mixtures`): `tests/test_pretrained.py` pins this score and
+fails if the shipped model moves more than 0.3 dB away from it.
+
+## Limitations
+
+- Two talkers. A recording of one person is still split in two; a third talker is assigned to one of two.
+- 8 kHz, read English speech from audiobooks, no noise or reverberation in training.
+- Trained on 127 voices with one utterance each: unusual voices, languages and recording conditions will
+  separate worse than the scores above.
+"""
+    atomic_write_text(model_dir() / pretrained.CARD_FILE, text)
+    print(f"Wrote {model_dir() / pretrained.CARD_FILE} and learning_curve.png")
+
+
+def main(argv=None) -> None:
+    from speechsep.cli import program_start
+
+    program_start()  # an entry point: the quiet TensorFlow start-up of the scripts
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("train", help="train (or resume) one stage")
+    command.add_argument("--stage", type=int, required=True)
+    command.add_argument("--minutes", type=float, required=True, help="this stage's wall-clock budget")
+    command.add_argument("--snapshot-steps", type=int, default=1000)
+    command.add_argument("extra", nargs="*", help="more training-script flags, after --")
+    command = commands.add_parser("score", help="score the exported model on both samples' test speakers")
+    command.add_argument("--mixtures", type=int, default=TEST_MIXTURES, help="test mixtures per set")
+    commands.add_parser("card", help="write MODEL_CARD.md and learning_curve.png from model.json and curve.csv")
+    for name, function in (("curve", "score every snapshot of a stage on validation mixtures"),
+                           ("export", "export a finished stage into the package")):
+        command = commands.add_parser(name, help=function)
+        command.add_argument("--stage", type=int, required=True)
+        if name == "curve":
+            command.add_argument("--mixtures", type=int, default=VALID_MIXTURES)
+        else:
+            command.add_argument("--checkpoint", choices=("last", "best"), default="last",
+                                 help="the stage's final weights (default; the next stage continues from them) "
+                                      "or its best on the validation loss")
+    args = parser.parse_args(argv)
+    {"train": train, "curve": curve, "export": export, "score": score_sets,
+     "card": card}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
