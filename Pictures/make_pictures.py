@@ -16,6 +16,7 @@ ICASSP 2019); STOI (Taal et al., IEEE TASLP 2011).
 
     python Pictures/make_pictures.py                       # runs in the scripts' output folders
     python Pictures/make_pictures.py --runs runs/quality --timit ../shared/data/timit-sample
+    python Pictures/make_pictures.py --timit ../shared/data/timit-sample --pretrained dc-librispeech --add
 """
 
 import argparse
@@ -34,11 +35,15 @@ HERE = Path(__file__).resolve().parent
 
 def make_pictures(args) -> dict:
     from speechsep.config import ExperimentConfig
-    from speechsep.eval.compare import compare, discover_runs
+    from speechsep.eval.compare import compare, discover_runs, pretrained_row_name
     from speechsep.figures.schematics import write_all
 
+    if args.add:
+        return add_pretrained(args)
     runs = discover_runs(args.runs, repository=HERE.parent)
-    seeds = {ExperimentConfig.load(p / "config.json").seed for p in runs.values()}
+    if args.pretrained:
+        runs[pretrained_row_name(args.pretrained)] = args.pretrained
+    seeds = {ExperimentConfig.load(p / "config.json").seed for p in runs.values() if isinstance(p, Path)}
     if args.seed is None:
         if len(seeds) > 1:
             raise ValueError(f"the runs were trained with different seeds {sorted(seeds)}: pass --seed")
@@ -55,6 +60,22 @@ def make_pictures(args) -> dict:
     return summaries
 
 
+def add_pretrained(args) -> dict:
+    """Add the shipped model's row to the comparison already in ``--out``, on the same test mixtures."""
+    from speechsep.eval.compare import add_rows, pretrained_row_name
+
+    if not args.pretrained:
+        raise ValueError("--add needs --pretrained NAME (the row to add)")
+    args.seed = 0 if args.seed is None else args.seed
+    test = test_set_from_args(args, args.speakers)
+    out = Path(args.out)
+    summaries = add_rows({pretrained_row_name(args.pretrained): args.pretrained}, test.records, test.speakers, out,
+                         test.corpus)
+    print((out / "results.md").read_text())
+    print(f"Added {args.pretrained} to {out / 'results.md'} and {out / 'snr_comparison.png'}")
+    return summaries
+
+
 def write_study_report(runs: dict, test, out: Path, mixtures: int) -> None:
     """The study's listening report (``out/index.html``) of every run on the same test mixtures, oracles included.
 
@@ -64,7 +85,8 @@ def write_study_report(runs: dict, test, out: Path, mixtures: int) -> None:
     from speechsep.report import build
 
     try:
-        infos = build.load_runs(list(runs.values()))
+        infos = build.load_runs([p for p in runs.values() if isinstance(p, Path)])  # run folders: shipped
+        # models have no run record to show
     except ValueError as error:  # e.g. a run never evaluated: the pictures above still stand
         print(f"note: no listening report: {error}")
         return
@@ -83,6 +105,11 @@ def main(argv=None):
     parser.add_argument("--speakers", type=int, default=2, help="talkers per test mixture (default 2)")
     parser.add_argument("--out", default=str(HERE), help="output folder (default: this Pictures folder)")
     parser.add_argument("--no-schematics", action="store_true", help="skip the flow schematics")
+    parser.add_argument("--pretrained", default=None, metavar="NAME",
+                        help="also compare a shipped model (python -m speechsep models), marked as pretrained")
+    parser.add_argument("--add", action="store_true",
+                        help="with --pretrained: add its row to the comparison already in --out (same test "
+                             "mixtures) instead of re-evaluating every run")
     parser.add_argument("--report-mixtures", type=int, default=6, metavar="N",
                         help="mixtures to listen to in OUT/report/index.html, the study's listening report "
                              "(default 6; 0: no report)")

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from speechsep.experiments import get_experiment
 from speechsep.io import atomic_write_json
 
 MODEL_KINDS = ("feedforward", "lstm", "blstm", "dc")
@@ -55,7 +56,9 @@ class ExperimentConfig:
     ``bfloat16`` runs the large matmuls in bfloat16 (mixed precision; falls
     back to float32 with a warning on a CPU without native bfloat16).
 
-    The deep-clustering recipe (every default keeps the original study):
+    The deep-clustering recipe (every field default keeps the original study;
+    the deep-clustering and mean-shift experiments default to ``dc_whitened`` and
+    ``soft_mask_beta`` 5, :mod:`speechsep.experiments`):
 
     * ``dc_loss``: ``dc`` (Hershey et al. 2016) or ``dc_whitened`` (the
       whitened k-means objective of Wang, Le Roux, Hershey, ICASSP 2018);
@@ -177,8 +180,6 @@ class ExperimentConfig:
         (:mod:`speechsep.experiments`, the one home of per-experiment defaults),
         then ``changes``. An unknown name or field is a ``ValueError``.
         """
-        from speechsep.experiments import get_experiment
-
         experiment = get_experiment(name)
         unknown = sorted(set(changes) - {field.name for field in dataclasses.fields(cls)})
         if unknown:

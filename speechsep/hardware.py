@@ -13,6 +13,7 @@ import functools
 import platform
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # native bfloat16 arithmetic
+CPU_FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides this kit's training speed
 
 
 @dataclasses.dataclass(frozen=True)

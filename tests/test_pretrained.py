@@ -183,3 +183,24 @@ def test_wheel_ships_every_model_file(tmp_path):
     (wheel,) = tmp_path.glob("speechsep-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert [f for f in shipped_files if f not in names] == []
+
+
+@pytest.mark.slow
+def test_study_comparison_gets_a_pretrained_row(shipped, trained_runs, toy_dataset, tmp_path):
+    make_pictures = load_script("Pictures/make_pictures.py")
+    out = tmp_path / "pictures"
+    common = ["--data", str(toy_dataset), "--out", str(out), "--no-schematics", "--report-mixtures", "0"]
+    before = make_pictures.main(["--runs", str(trained_runs)] + common)
+    after = make_pictures.main(["--pretrained", "tiny", "--add"] + common)
+    (row,) = set(after) - set(before)
+    assert row.startswith("tiny (pretrained: ") and "steps, toy)" in row
+    assert list(after)[-3:] == ["oracle ibm", "oracle irm", "oracle mixture"]  # the new row sits before the oracles
+    for name in before:  # the other rows are kept as they were, not re-evaluated
+        assert after[name] == before[name]
+    assert f"| {row} | 2 |" in (out / "results.md").read_text()
+    # the same network as the run it was exported from: the same score on the same mixtures, within float16
+    assert abs(after[row]["overall"]["sdr_improvement"]["mean"]
+               - before["deepclustering"]["overall"]["sdr_improvement"]["mean"]) < 0.05
+    with pytest.raises(SystemExit):  # other test mixtures than the comparison's: refused, nothing rewritten
+        make_pictures.main(["--pretrained", "tiny", "--add", "--corpus", "toy", "--mixtures", "3",
+                            "--out", str(out), "--no-schematics"])

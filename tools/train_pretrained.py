@@ -171,7 +171,7 @@ def export(args) -> None:
     import platform
 
     from speechsep import pretrained
-    from speechsep.bench.train import cpu_description
+    from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
     from speechsep.config import ExperimentConfig
     from speechsep.data.shards import load_stats
     from speechsep.nn.models import load_model
@@ -181,13 +181,13 @@ def export(args) -> None:
     record = json.loads((out / "run.json").read_text())
     network = load_model(out / f"{args.checkpoint}.keras")
     previous = pretrained.read_info(model_dir()) if (model_dir() / "model.json").is_file() else {}
-    cpu, flags = cpu_description()
+    cpu = cpu_info()
     steps = int(record["optimizer_steps"])
     if args.checkpoint == "best":  # the best epoch's weights: the steps up to that epoch
         steps = steps * record["best_epoch"] // record["epochs_done"]
     stage = {"stage": args.stage, "optimizer_steps": steps, "checkpoint": args.checkpoint,
              "minutes": round(record["wall_seconds"] / 60.0, 1), "epochs": record["epochs_done"],
-             "cpu": cpu, "cpu_flags": sorted(k for k, v in flags.items() if v), "precision": config.precision,
+             "cpu": cpu.name, "cpu_flags": sorted(cpu.flags & set(CPU_FLAGS_OF_NOTE)), "precision": config.precision,
              "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "dropout": config.dropout,
              "optimizer": "fresh Adam" if args.stage > 1 else "Adam from scratch",
              "started_from": record.get("init", {}).get("source", "random initialisation"),
@@ -302,7 +302,7 @@ def card(args) -> None:
 
     stage_rows = "\n".join(
         f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
-        f"({', '.join(f for f in s['cpu_flags'] if f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'))}) | {s['precision']} | "
+        f"({', '.join(s['cpu_flags'])}) | {s['precision']} | "
         f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {s['started_from']}, {s['optimizer']} | "
         f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
     curve_rows = "\n".join(

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from speechsep.bench import SHARED_LIBRISPEECH, SHARED_SAMPLE
-from speechsep.hardware import cpu_info, native_bfloat16
+from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info, native_bfloat16
 from speechsep.signal import N_BINS
 
 BATCH, FRAMES = 32, 100
@@ -33,8 +33,7 @@ BATCH, FRAMES = 32, 100
 def cpu_description() -> tuple[str, dict]:
     """CPU model name and the flags that matter here (:func:`speechsep.hardware.cpu_info`)."""
     info = cpu_info()
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return info.name, {flag: flag in info.flags for flag in wanted}
+    return info.name, {flag: flag in info.flags for flag in CPU_FLAGS_OF_NOTE}
 
 
 def load_average() -> str:

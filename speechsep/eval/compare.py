@@ -77,23 +77,66 @@ def oracle_summaries(records: list[dict]) -> dict[str, dict]:
             for kind in evaluation.ORACLES}
 
 
-def compare(runs: dict[str, Path], records: list[dict], test_speakers: list[str], out_dir: Path,
-            header: str = "", test_corpus: str | None = None) -> dict[str, dict]:
-    from speechsep.figures import plots
-    from speechsep.separation.separator import Separator
+def pretrained_row_name(name: str) -> str:
+    """The comparison row of the shipped model ``name``: marked as pretrained, with its steps and data."""
+    from speechsep import pretrained
+
+    info = pretrained.read_info(pretrained.FOLDER / name)
+    corpus = (info.get("data", {}).get("corpus") or {}).get("name", "?")
+    return f"{name} (pretrained: {info.get('optimizer_steps', 0):,} steps, {corpus})"
+
+
+def evaluate_models(models: dict[str, object], records: list[dict], test_speakers: list[str],
+                    test_corpus: str | None = None) -> dict[str, dict]:
+    """Summaries of each model (a run folder or a shipped model's name) on ``records``, refusing seen speakers."""
+    from speechsep import pretrained
 
     summaries = {}
-    for name, run_dir in runs.items():  # in study order; the oracles come last
-        separator = Separator.from_run_dir(run_dir)
-        evaluation.check_unseen(run_dir, test_speakers, test_corpus)
-        print(f"evaluating {name} ({run_dir}) on {len(records)} mixtures...", flush=True)
-        summaries[name] = evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator)))
-    summaries.update(oracle_summaries(records))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    header = header or f"Test speakers never seen in training: {', '.join(test_speakers)}; {len(records)} mixtures."
-    atomic_write_text(out_dir / "results.md", tables_markdown(summaries, header))
-    atomic_write_json(out_dir / "results.json", summaries)
-    figure = plots.plot_metric_bars(bar_rows(summaries), title="Improvement over the mixture on unseen speakers "
-                                    f"({len(records)} test mixtures, mean ± std)")
-    plots.save_figure(figure, out_dir / "snr_comparison.png")
+    for name, source in models.items():
+        model = pretrained.load(source)
+        evaluation.check_unseen(model.source.folder, test_speakers, test_corpus)
+        print(f"evaluating {name} ({source}) on {len(records)} mixtures...", flush=True)
+        summaries[name] = evaluation.summarise(
+            evaluation.evaluate_records(records, evaluation.model_separate(model.separator)))
     return summaries
+
+
+def write_comparison(summaries: dict[str, dict], out_dir: Path, header: str, mixtures: int) -> None:
+    """``results.md``, ``results.json`` and ``snr_comparison.png`` of ``summaries`` into ``out_dir``."""
+    from speechsep.figures import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "results.md", tables_markdown(summaries, header))
+    atomic_write_json(out_dir / "results.json", in_study_order(summaries))
+    figure = plots.plot_metric_bars(bar_rows(summaries), title="Improvement over the mixture on unseen speakers "
+                                    f"({mixtures} test mixtures, mean ± std)")
+    plots.save_figure(figure, out_dir / "snr_comparison.png")
+
+
+def compare(runs: dict[str, object], records: list[dict], test_speakers: list[str], out_dir: Path,
+            header: str = "", test_corpus: str | None = None) -> dict[str, dict]:
+    """Evaluate ``runs`` (row name -> run folder or shipped model name) and the oracles on ``records``;
+    write the comparison into ``out_dir`` and return the summaries in study order."""
+    summaries = evaluate_models(runs, records, test_speakers, test_corpus)  # in study order; oracles last
+    summaries.update(oracle_summaries(records))
+    header = header or f"Test speakers never seen in training: {', '.join(test_speakers)}; {len(records)} mixtures."
+    write_comparison(summaries, out_dir, header, len(records))
+    return summaries
+
+
+def add_rows(models: dict[str, object], records: list[dict], test_speakers: list[str], out_dir: Path,
+             test_corpus: str | None = None) -> dict[str, dict]:
+    """Evaluate ``models`` on ``records`` and add them to the comparison already in ``out_dir`` (same mixtures:
+    its header must name the same test speakers); rewrite its table and figure. Returns every row."""
+    import json
+
+    results = out_dir / "results.json"
+    if not results.is_file():
+        raise ValueError(f"{results}: no comparison to add rows to (run without --add first)")
+    header = (out_dir / "results.md").read_text().splitlines()[0]
+    expected = f"Test speakers never seen in training: {', '.join(test_speakers)}; {len(records)} mixtures."
+    if not header.startswith(expected):
+        raise ValueError(f"{out_dir / 'results.md'}: its test mixtures ({header!r}) differ from these ({expected!r})")
+    summaries = {**json.loads(results.read_text()), **evaluate_models(models, records, test_speakers, test_corpus)}
+    write_comparison(summaries, out_dir, header, len(records))
+    return in_study_order(summaries)

@@ -198,7 +198,11 @@ def run_facts(run_dir: Path, record: dict, results: dict) -> list[tuple[str, str
     if record.get("epochs_done") is not None:
         best = f" (best epoch {record['best_epoch']})" if record.get("best_epoch") else ""
         facts.append(("epochs", f"{record['epochs_done']}{best}"))
-    for key, label in (("cpu", "CPU"), ("strategy", "strategy"), ("tensorflow", "TensorFlow"),
+    cpus = sorted({f"{s['cpu']} ({', '.join(s.get('cpu_flags') or ()) or 'no AVX2'})"
+                   for s in record.get("sessions") or () if s.get("cpu")})
+    if cpus:  # every session's CPU (run.json records it per session)
+        facts.append(("CPU", "; ".join(cpus)))
+    for key, label in (("strategy", "strategy"), ("tensorflow", "TensorFlow"),
                        ("started", "started"), ("git_commit", "git commit")):
         if record.get(key):
             facts.append((label, str(record[key])))

@@ -1,4 +1,4 @@
-"""Clustering of deep clustering embeddings into source masks (numpy + sklearn).
+"""Clustering of deep clustering embeddings into source masks (NumPy only).
 
 At test time a deep clustering network gives one embedding per
 time-frequency bin; clustering the embeddings of the active (non-silent) bins
@@ -9,7 +9,9 @@ segmentation and separation", ICASSP 2016, section 4).
 Two clusterers are registered in :data:`CLUSTERERS`:
 
 - ``"kmeans"``: K-means (NumPy Lloyd, k-means++ seeding, one run as scikit-learn's
-  ``n_init="auto"``); the number of sources must be given.
+  ``n_init="auto"``); the number of sources must be given. Hand-written
+  because it is faster than scikit-learn's ``KMeans`` at the same quality
+  (numbers in :func:`kmeans`).
 - ``"meanshift"``: a vectorised mean-shift on the unit sphere that estimates
   the number of sources itself (Comaniciu & Meer, "Mean shift: a robust
   approach toward feature space analysis", IEEE TPAMI 2002; von Mises-Fisher
@@ -50,6 +52,30 @@ def _kmeans_plus_plus(points, n_clusters, rng):
 
 def kmeans(points, n_clusters, seed=0, n_init=1, max_iter=100, tol=1e-6):
     """K-means (Lloyd) with k-means++ seeding and ``n_init`` restarts, the best inertia kept (NumPy).
+
+    Kept instead of ``sklearn.cluster.KMeans`` (1.9.1, ``init="k-means++"``)
+    because it is faster at the same quality. Measured on the same embeddings
+    (a small deep-clustering network, 2 x BLSTM(64), D = 20, trained 5 CPU-minutes
+    on the TIMIT sample; 40 test mixtures of its 4 unseen test speakers, <= 4,000
+    active bins per fit; only the k-means inside :func:`cluster_embeddings` swapped;
+    AMD EPYC, 2 cores shared with a training run, so times are compared as ratios):
+
+    ================================  =====  ========  ============  ==================
+    k-means                           SDRi   SI-SDRi   PIT accuracy  ms per call (median)
+    ================================  =====  ========  ============  ==================
+    this one, n_init=1 (the default)  2.57   1.48      0.652         4.3-5.2
+    sklearn, n_init=1, 1 thread       2.29   1.22      0.654         10.4-10.8
+    sklearn, n_init=1, its threads    2.29   1.22      0.654         84-164
+    this one, n_init=10               2.40   1.29      0.648         48-55
+    sklearn, n_init=10, 1 thread      2.40   1.29      0.648         29-31
+    ================================  =====  ========  ============  ==================
+
+    With ten restarts both find the same partitions (equal scores); with one,
+    they differ only in the k-means++ draws (a seed difference, not a method
+    one). At the default single run this one is 2x faster than scikit-learn on
+    one thread and 20-30x faster than scikit-learn with its OpenMP threads
+    beside TensorFlow; scikit-learn wins only at ``n_init=10``, which the kit
+    does not use (one run scores as well: docs/benchmarks.md).
 
     Parameters
     ----------

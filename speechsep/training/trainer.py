@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from speechsep.config import ExperimentConfig
+from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
 from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targets, switch_datasets
 from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
 from speechsep.nn.models import build_model
@@ -473,8 +474,10 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
         record["init"] = init[1]
     if previous is not None:  # resuming: the history, first start and wall time of the earlier sessions go on
         record = {**previous, **record, "started": previous.get("started", record["started"])}
+    cpu = cpu_info()
     record.setdefault("sessions", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                              "first_epoch": epochs_done + 1, "git_commit": record["git_commit"]})
+                                              "first_epoch": epochs_done + 1, "git_commit": record["git_commit"],
+                                              "cpu": cpu.name, "cpu_flags": sorted(cpu.flags.intersection(CPU_FLAGS_OF_NOTE))})
     callbacks = [
         SeparationAccuracy(config, samples),
         BestCheckpoint(out / "best.keras", _best_val_loss(previous, run_dir)),
