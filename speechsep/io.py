@@ -46,6 +46,18 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise
 
 
+def read_json_object(path: Path, what: str, advice: str = "") -> dict:
+    """The JSON object in ``path``; a ``ValueError`` ``"<path>: damaged <what> (<why>)<advice>"`` otherwise."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: damaged {what} ({error}){advice}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: damaged {what} (not a JSON object){advice}")
+    return data
+
+
 def atomic_write_weights(path: Path, weights, dtype="float16") -> Path:
     """Write ``weights`` (a list of arrays, ``keras.Model.get_weights()`` order) as ``dtype`` into one npz."""
     import numpy as np

@@ -1,6 +1,5 @@
 """Corpus layouts, speaker sex, audio loading and every bad-input case."""
 
-import warnings
 
 import numpy as np
 import pytest

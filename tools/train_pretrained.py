@@ -120,7 +120,6 @@ def read_curve() -> list[dict]:
 
 def curve(args) -> None:
     """Score every snapshot of a stage on the validation mixtures; rewrite the stage's rows of curve.csv."""
-    import csv
     import json
 
     from speechsep.config import ExperimentConfig

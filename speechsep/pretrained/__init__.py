@@ -25,13 +25,12 @@ corrupt or truncated file is one ``ValueError`` naming it.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
 from speechsep.config import ExperimentConfig
-from speechsep.io import atomic_write_json, atomic_write_weights, sha256_of
+from speechsep.io import atomic_write_json, atomic_write_weights, read_json_object, sha256_of
 from speechsep.io import read_weights as read_weights_file
 from speechsep.signal import SAMPLE_RATE
 
@@ -50,11 +49,7 @@ def available() -> list[str]:
 
 def read_info(folder) -> dict:
     """A shipped model's ``model.json`` (a ``ValueError`` naming the file if it does not parse)."""
-    path = Path(folder) / INFO_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read the model description ({error})") from None
+    return read_json_object(Path(folder) / INFO_FILE, "model description")
 
 
 def read_weights(folder) -> list[np.ndarray]:
@@ -111,7 +106,7 @@ def resolve(name_or_dir) -> Source:
     folder = Path(text).expanduser()
     if (folder / "config.json").is_file():
         run_file = folder / "run.json"
-        info = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        info = read_json_object(run_file, "run record") if run_file.is_file() else {}
         return Source(str(folder), folder, ExperimentConfig.load(folder / "config.json"), load_stats(folder),
                       info, None, shipped=False)
     shipped = ", ".join(available()) or "none"

@@ -18,7 +18,6 @@ the schema of :mod:`speechsep.data.shards` (``mixture`` [T], ``sources`` [C, T],
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import soundfile
 
 from speechsep import signal
-from speechsep.io import atomic_write_text
+from speechsep.io import atomic_write_text, read_json_object
 from speechsep.report.page import (MIXTURE_METRICS, PAIR_TYPES, Audio, Card, Mixture, Page, RunFacts, render)
 
 REPORT_PAGE = "index.html"
@@ -47,13 +46,7 @@ class RunInfo:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot be read as JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object, found {type(value).__name__}")
-    return value
+    return read_json_object(path, "JSON file")
 
 
 def load_run(path) -> RunInfo:

@@ -41,7 +41,8 @@ from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targ
 from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
 from speechsep.nn.models import build_model
 from speechsep.separation.separator import batch_accuracies, read_masks, single_threaded_blas, split_batch
-from speechsep.io import atomic_save_model, atomic_write_json, atomic_write_text, atomic_write_weights
+from speechsep.io import (atomic_save_model, atomic_write_json, atomic_write_text, atomic_write_weights,
+                          read_json_object)
 from speechsep.training import distribute
 
 
@@ -304,13 +305,7 @@ def remove_unstarted_run(run_dir) -> None:
 
 
 def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: damaged {what} ({error}); use --fresh to start the run over") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: damaged {what} (not a JSON object); use --fresh to start the run over")
-    return data
+    return read_json_object(path, what, "; use --fresh to start the run over")
 
 
 def read_progress(run_dir) -> tuple[int, dict | None]:
