@@ -9,10 +9,12 @@ evaluate
     ``evaluation.csv`` (per utterance) and ``evaluation.json`` (summary).
 
 separate
-    ``python -m speechsep separate [--model NAME|RUN_DIR] [--out DIR] [--clusterer kmeans|meanshift] [--speakers K] MIX.wav ...``
+    ``python -m speechsep separate [--model NAME|RUN_DIR] [--out DIR] [--clusterer kmeans|meanshift] [--speakers K] [--talkers SET] MIX.wav ...``
     separates any wav (any sample rate and channel count: downmixed, resampled
     to 8 kHz) into ``<name>_s1.wav``, ``<name>_s2.wav``, ... at 8 kHz, with the
-    shipped model ``dc-librispeech`` unless ``--model`` names another. A bad
+    shipped model ``dc-librispeech`` unless ``--model`` names another. A model
+    trained on a varying number of talkers (``--talkers``) counts them unless
+    ``--speakers K`` forces K: a lone voice comes back as one file. A bad
     file (unreadable, or NaN/infinite samples) is reported and skipped; the
     others are still processed.
 
@@ -40,8 +42,9 @@ import csv
 import sys
 from pathlib import Path
 
-from speechsep.cli import (add_clusterer_argument, add_corpus_arguments, check_out_dir, program_start, run_guarded,
-                           test_set_from_args)
+from speechsep.cli import (TalkersAction, add_clusterer_argument, add_corpus_arguments, check_out_dir, program_start,
+                           run_guarded, test_set_from_args)
+from speechsep.config import format_talkers
 from speechsep.io import atomic_write_json
 from speechsep.pretrained import DEFAULT_MODEL
 
@@ -96,7 +99,7 @@ def separate_command(args) -> int:
 
     from speechsep import pretrained
     from speechsep.data.audio import AudioFileError, load_audio
-    from speechsep.separation.separator import prefetched
+    from speechsep.separation.separator import counts_talkers, prefetched
     from speechsep.signal import SAMPLE_RATE
 
     if args.out:
@@ -106,7 +109,15 @@ def separate_command(args) -> int:
     if separator.config.model != "dc" and readout not in (None, "mask"):
         print(f"note: {args.model} is a mask network; --clusterer {readout} is ignored", file=sys.stderr)
         readout = None
-    estimate_count = (readout or separator.config.readout) == "meanshift" and args.speakers is None
+    config = separator.config
+    if args.speakers is not None and args.speakers < 1:
+        raise ValueError(f"--speakers must be at least 1, got {args.speakers}")
+    if args.talkers is not None and not set(args.talkers) <= set(config.talker_set):
+        raise ValueError(f"--talkers {format_talkers(args.talkers)} is outside what the model was trained for: "
+                         f"{format_talkers(config.talker_set)} talkers (--speakers K forces a count)")
+    # a model trained on a varying number of talkers counts them (config.count_method); mean-shift finds its own
+    counting = args.speakers is None and counts_talkers(config, readout)
+    estimate_count = counting or ((readout or config.readout) == "meanshift" and args.speakers is None)
     failures = 0
     # the next file is decoded and resampled in a thread while the network separates this one
     def load(path):  # a recording with NaN or infinite samples is an error, not two silent files
@@ -115,7 +126,8 @@ def separate_command(args) -> int:
     for path, loaded in prefetched(load, [Path(path) for path in args.mixtures]):
         try:
             mixture = loaded.result()
-            estimates, result = separator.separate(mixture, args.speakers, readout, estimate_count=estimate_count)
+            estimates, result = separator.separate(mixture, args.speakers, readout, estimate_count=estimate_count,
+                                                   talkers=args.talkers, check_active=True)
         except (AudioFileError, ValueError) as error:
             print(f"error: {error if str(path) in str(error) else f'{path}: {error}'}", file=sys.stderr)
             failures += 1
@@ -128,7 +140,11 @@ def separate_command(args) -> int:
             target = out / f"{path.stem}_s{index + 1}.wav"
             soundfile.write(str(target), estimate / max(peak, 1.0), SAMPLE_RATE)
             written.append(target.name)
-        found = f" (mean-shift found {result.n_found} speakers)" if estimate_count else ""
+        if counting:
+            talker_word = "talker" if result.n_found == 1 else "talkers"
+            found = f" (found {result.n_found} {talker_word}: {config.count_method} count)"
+        else:
+            found = f" (mean-shift found {result.n_found} speakers)" if estimate_count else ""
         print(f"{path}: wrote {', '.join(written)} to {out} at {SAMPLE_RATE} Hz{found}")
     return 1 if failures else 0
 
@@ -206,7 +222,11 @@ def main(argv=None) -> int:
     separate.add_argument("--out", default=None, help="folder for the separated wavs (default: next to each input)")
     add_clusterer_argument(separate)
     separate.add_argument("--speakers", type=int, default=None,
-                          help="number of talkers (default: the run's; mean-shift estimates it)")
+                          help="number of talkers (default: a model trained with --talkers counts them, mean-shift "
+                               "estimates them, any other the run's)")
+    separate.add_argument("--talkers", action=TalkersAction, default=None, metavar="SET",
+                          help="a model trained with --talkers counts among these talker counts only, one word "
+                               "before the files (e.g. 1-2 or 1,3; default: all it was trained for)")
     separate.add_argument("mixtures", nargs="+", metavar="MIX.wav", help="the recordings to separate")
     commands.add_parser("models", help="list the shipped models and their headline scores",
                         description="List the models shipped inside the package, with the scores of their cards.")

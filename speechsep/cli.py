@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from speechsep import _quiet
-from speechsep.config import DC_READOUTS
+from speechsep.config import DC_READOUTS, parse_talkers
 from speechsep.data.corpus import Corpus, CorpusError
 from speechsep.data.mixing import MixingConfig
 from speechsep.data.shards import (DatasetConfig, ShardError, built_with, dataset_summary, read_index,
@@ -99,8 +99,31 @@ def add_clusterer_argument(parser, default=None, help_text: str = "how embedding
                         help=f"{help_text} (default: {default or 'the run’s own'})")
 
 
+class TalkersAction(argparse.Action):
+    """``--talkers 1-3`` / ``--talkers 1 2 3`` -> the sorted tuple (1, 2, 3); a bad value is a usage error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            setattr(namespace, self.dest, parse_talkers(values, option_string or "--talkers"))
+        except ValueError as error:
+            parser.error(str(error))
+
+
+def add_talkers_arguments(group, talkers=None, talker_weights=None) -> None:
+    """``--talkers K [K ...]`` (ranges allowed: ``1-3``) and ``--talker-weights W [W ...]`` (config fields
+    ``talkers``, ``talker_weights``), defaulting to the given values (None: the fixed ``--num-speakers``)."""
+    group.add_argument("--talkers", nargs="+", action=TalkersAction, default=talkers, metavar="K",
+                       help="train on mixtures of a varying number of talkers, K drawn per mixture from this set "
+                            "(e.g. 1-3 or 1 2 3; a one-talker mixture is that talker alone); the model then "
+                            "counts talkers at test time (default: always --num-speakers)")
+    group.add_argument("--talker-weights", nargs="+", type=float, default=talker_weights, metavar="W",
+                       help="with --talkers: the probability of each talker count, in the set's order "
+                            "(default: equal)")
+
+
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("mixtures")
+    add_talkers_arguments(group)
     group.add_argument("--mixtures", type=int, default=1000,
                        help="total mixtures, split 80/10/10 into train/valid/test (default 1000)")
     group.add_argument("--level-range", type=float, nargs=2, default=(0.0, 5.0), metavar=("LOW", "HIGH"),
@@ -130,9 +153,17 @@ def corpus_from_args(args) -> Corpus:
 def mixing_from_args(args) -> MixingConfig:
     """Training-mixture options; ``--crop-seconds`` only where the command has it (0 = off)."""
     level_range = getattr(args, "level_range", None) or (0.0, 5.0)
-    return MixingConfig(num_speakers=args.num_speakers, level_range_db=tuple(level_range),
+    talkers = tuple(getattr(args, "talkers", None) or ())
+    weights = tuple(getattr(args, "talker_weights", None) or ())
+    if weights and len(talkers) < 2:
+        raise ValueError("--talker-weights needs --talkers with more than one talker count")
+    if len(talkers) < 2:  # a single count is a fixed --num-speakers
+        talkers = ()
+    return MixingConfig(num_speakers=max(talkers) if talkers else args.num_speakers,
+                        level_range_db=tuple(level_range),
                         length_mode=getattr(args, "length", None) or "min", seed=args.seed,
-                        crop_seconds=getattr(args, "crop_seconds", None) or None)
+                        crop_seconds=getattr(args, "crop_seconds", None) or None,
+                        talkers=talkers, talker_weights=weights)
 
 
 def dataset_config_from_args(args) -> DatasetConfig:
@@ -145,10 +176,15 @@ def dataset_config_from_args(args) -> DatasetConfig:
 
 
 def dataset_name(corpus: Corpus, config: DatasetConfig) -> str:
-    """``<corpus>-<K>spk-<N>mix-seed<S>[-crop<C>s]``: the default name of a dataset folder."""
+    """``<corpus>-<K>spk-<N>mix-seed<S>[-crop<C>s]``: the default name of a dataset folder
+    (``1+2+3spk[-w<W1>+<W2>+<W3>]`` for a varying number of talkers)."""
     total = sum(config.mixtures.values())
     crop = f"-crop{config.mixing.crop_seconds:g}s" if config.mixing.crop_seconds else ""
-    return f"{corpus.name}-{config.mixing.num_speakers}spk-{total}mix-seed{config.mixing.seed}{crop}"
+    mixing = config.mixing
+    talkers = "+".join(str(k) for k in mixing.talker_set)
+    if mixing.talker_weights:
+        talkers += "-w" + "+".join(f"{w:g}" for w in mixing.talker_weights)
+    return f"{corpus.name}-{talkers}spk-{total}mix-seed{config.mixing.seed}{crop}"
 
 
 def default_data_dir(corpus: Corpus, config: DatasetConfig) -> Path:

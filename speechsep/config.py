@@ -20,6 +20,10 @@ LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "cpu")  # tf.distribute: speechsep/training/distribute.py
 RECURRENT = ("fast", "keras")  # speechsep/nn/recurrent.py layers, or stock keras.layers.LSTM
 PRECISIONS = ("float32", "bfloat16")  # mixed precision of speechsep/nn/recurrent.py
+# How a model trained on a varying number of talkers counts them at test time: the names of
+# speechsep.separation.counting.COUNTERS (a test checks that the two lists agree)
+COUNT_METHODS = ("meanshift", "eigenvalues", "eigengap", "silhouette")
+MAX_TALKERS = 6  # the largest number of talkers per mixture a talker set may hold
 
 
 # What a config.json written before a field existed meant: checkpoints from before the fast
@@ -111,8 +115,13 @@ class ExperimentConfig:
     recurrent: str = "fast"
     jit_compile: bool = True
     precision: str = "float32"
+    # counting talkers (see the class docstring); None: the fixed num_speakers of the study
+    talkers: tuple[int, ...] | None = None
+    talker_weights: tuple[float, ...] | None = None
+    count_method: str = "meanshift"
 
     def __post_init__(self):
+        self._normalise_talkers()
         for field, allowed in (("model", MODEL_KINDS), ("loss", LOSSES), ("readout", READOUTS),
                                ("recurrent", RECURRENT), ("precision", PRECISIONS)):
             if getattr(self, field) not in allowed:
@@ -154,6 +163,51 @@ class ExperimentConfig:
                              f"got {self.long_chunk_frames}")
         if self.curriculum_epoch is not None and self.curriculum_epoch < 0:
             raise ValueError(f"config.curriculum_epoch must be >= 0, got {self.curriculum_epoch}")
+
+    def _normalise_talkers(self):
+        """Tuples for ``talkers``/``talker_weights`` (config.json holds lists), then check them (``ValueError``)."""
+        if self.count_method not in COUNT_METHODS:
+            raise ValueError(f"config.count_method must be one of {COUNT_METHODS}, got {self.count_method!r}")
+        if self.talkers is None:
+            if self.talker_weights is not None:
+                raise ValueError("config.talker_weights needs config.talkers (the talker counts they weight)")
+            return
+        talkers = parse_talkers(self.talkers, "config.talkers")
+        if self.num_speakers not in talkers:
+            raise ValueError(f"config.num_speakers ({self.num_speakers}, the talkers of the run's own test "
+                             f"mixtures) must be one of config.talkers {format_talkers(talkers)}")
+        if talkers == (self.num_speakers,):  # the fixed count: the same config as without the field
+            object.__setattr__(self, "talkers", None)
+            object.__setattr__(self, "talker_weights", None)
+            return
+        object.__setattr__(self, "talkers", talkers)
+        if len(talkers) > 1 and self.model != "dc":
+            raise ValueError(f"config.talkers {format_talkers(talkers)}: only the dc model trains on a varying "
+                             "number of talkers (mask networks predict one mask)")
+        if len(talkers) > 1 and self.mask_head:
+            raise ValueError(f"config.talkers {format_talkers(talkers)}: a Chimera++ mask head "
+                             "(config.mask_head) needs a fixed number of talkers")
+        if self.talker_weights is not None:
+            weights = tuple(float(w) for w in self.talker_weights)
+            if len(weights) != len(talkers) or not all(w >= 0 for w in weights) or not sum(weights) > 0:
+                raise ValueError(f"config.talker_weights must be {len(talkers)} non-negative numbers, not all 0, "
+                                 f"one per talker count of {format_talkers(talkers)}; got {list(weights)}")
+            object.__setattr__(self, "talker_weights", weights)
+
+    @property
+    def talker_set(self) -> tuple[int, ...]:
+        """The talker counts of the training mixtures: ``talkers``, or ``(num_speakers,)``."""
+        return self.talkers if self.talkers is not None else (self.num_speakers,)
+
+    @property
+    def max_talkers(self) -> int:
+        """Kmax: the number of IBM channels of every item (items with fewer talkers are zero-padded)."""
+        return max(self.talker_set)
+
+    @property
+    def counts_talkers(self) -> bool:
+        """Whether the model was trained on more than one talker count (and so counts them at test time)."""
+        return len(self.talker_set) > 1
 
     @property
     def long_batch_size(self) -> int | None:
@@ -212,3 +266,31 @@ class ExperimentConfig:
 
     def replace(self, **changes) -> "ExperimentConfig":
         return dataclasses.replace(self, **changes)
+
+
+def parse_talkers(value, what: str = "--talkers") -> tuple[int, ...]:
+    """A talker set from ``"1-3"``, ``"1,2,3"``, ``["1", "2", "3"]``, ``["1-2", "4"]`` or ``(1, 2, 3)``.
+
+    Returns the sorted, distinct counts, each in ``1..MAX_TALKERS``; anything
+    else is a ``ValueError`` naming ``what``.
+    """
+    items = [value] if isinstance(value, (str, int)) else list(value)
+    counts = set()
+    try:
+        for item in items:
+            for part in str(item).replace(",", " ").split():
+                low, _, high = part.partition("-")
+                low, high = int(low), int(high or low)
+                if low > high:
+                    raise ValueError
+                counts.update(range(low, high + 1))
+    except ValueError:
+        raise ValueError(f"{what}: expected talker counts such as 1-3 or 1 2 3, got {value!r}") from None
+    if not counts or min(counts) < 1 or max(counts) > MAX_TALKERS:
+        raise ValueError(f"{what}: talker counts must be between 1 and {MAX_TALKERS}, got {value!r}")
+    return tuple(sorted(counts))
+
+
+def format_talkers(talkers) -> str:
+    """``(1, 2, 3)`` -> ``"{1, 2, 3}"``: how messages name a talker set."""
+    return "{" + ", ".join(str(k) for k in talkers) + "}"

@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_DC_ARGS
 from speechsep.bench import quality
 from speechsep.bench.__main__ import main as bench_main
-from speechsep.config import ExperimentConfig
+from speechsep.config import COUNT_METHODS, ExperimentConfig
 from speechsep.data import testset
 from speechsep.experiments import EXPERIMENTS, comparison_rows
 from speechsep.training.runner import ExperimentRun
@@ -40,14 +40,28 @@ def test_bench_separate_times_every_readout_of_a_run(trained_runs, capsys):
 
 @pytest.mark.slow  # uses trained_runs
 def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
-    rows = bench_main(["meanshift", "--model", str(trained_runs / "deepclustering"), "--corpus", "toy",
-                       "--mixtures", "2", "--bandwidths", "0.1", "0.2", "--min-fractions", "0.1"])
+    result = bench_main(["meanshift", "--model", str(trained_runs / "deepclustering"), "--corpus", "toy",
+                         "--mixtures", "2", "--bandwidths", "0.1", "0.2", "--min-fractions", "0.1"])
+    rows = result["sweep"]
     assert [(row["bandwidth"], row["min_cluster_fraction"]) for row in rows] == [(0.1, 0.1), (0.2, 0.1)]
     for row in rows:
         counts = {key: value for key, value in row.items() if key.endswith("-spk")}
-        assert "valid 2-spk" in counts and "test 2-spk" in counts
+        assert {"valid 1-spk", "valid 2-spk", "test 1-spk", "test 2-spk", "test 3-spk"} <= set(counts)
         assert all(value in (0.0, 0.5, 1.0) for value in counts.values())  # right on 0, 1 or 2 of 2 mixtures
         assert row["ms_per_3s"] > 0
+    # a count-confusion matrix per counting method and split: true K (rows) x estimated K, 2 mixtures per K
+    assert result["talkers"] == [1, 2, 3]  # a run trained on 2 talkers: 1-3 by default
+    assert set(result["confusions"]) == {f"{method} {split}" for method in COUNT_METHODS for split in ("valid", "test")}
+    test = np.asarray(result["confusions"]["eigengap test"]["matrix"])
+    assert test.shape == (3, 3) and list(test.sum(axis=1)) == [2, 2, 2]
+    assert "eigengap (its defaults, chosen on validation), test mixtures" in capsys.readouterr().out
+    # every setting of every method is scored; each method's matrices are those of its setting chosen on validation
+    settings = [(row["method"], row["params"]) for row in result["counting"]]
+    assert ("eigenvalues", {"threshold": 0.1}) in settings and ("silhouette", {"min_silhouette": 0.3}) in settings
+    assert ("meanshift", {"bandwidth": 0.2}) in settings
+    for method, params in result["chosen"].items():
+        row = next(r for r in result["counting"] if r["method"] == method and r["params"] == params)
+        assert row["matrices"]["test"] == result["confusions"][f"{method} test"]["matrix"]
 
 
 @pytest.mark.slow  # uses trained_runs

@@ -120,6 +120,15 @@ def test_evaluate_a_shipped_model_by_name(shipped, toy_dataset, trained_runs, tm
     assert abs(by_name["overall"]["sdr_improvement"]["mean"] - by_run["overall"]["sdr_improvement"]["mean"]) < 0.05
 
 
+def test_unseen_records_drop_every_mixture_with_a_trained_voice(shipped):
+    info = pretrained.read_info(shipped)
+    trained, tested = info["data"]["splits"]["train"], info["data"]["splits"]["test"]
+    records = [{"id": "a", "speakers": [tested[0], tested[1]]},
+               {"id": "b", "speakers": [tested[0], trained[0]]},
+               {"id": "c", "speakers": [f"other-corpus:{trained[1]}", tested[2]]}]  # namespaced ids compare bare
+    assert [r["id"] for r in pretrained.unseen_records("tiny", records)] == ["a"]
+
+
 def test_models_lists_shipped_with_headline(shipped, capsys):
     assert cli_main(["models"]) == 0
     out = capsys.readouterr().out

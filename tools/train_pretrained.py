@@ -11,9 +11,14 @@ split (seed 0). Each stage is one run folder ``runs/pretrained/<name>/stage-N``:
 * every ``--snapshot-steps`` optimizer steps the weights go to
   ``stage-N/snapshots/`` (float16), scored afterwards by ``curve``.
 
-    python tools/train_pretrained.py train --stage 1 --minutes 110
-    python tools/train_pretrained.py curve --stage 1      # validation loss + SDRi of every snapshot
-    python tools/train_pretrained.py export --stage 1     # into speechsep/pretrained/<name>/
+    nice python tools/train_pretrained.py train --stage N --minutes M > runs/pretrained/stage-N.log 2>&1 &
+    python tools/train_pretrained.py curve --stage N      # validation loss + SDRi of every snapshot
+    python tools/train_pretrained.py export --stage N     # into speechsep/pretrained/<name>/
+    python tools/train_pretrained.py score                # test scores and the regression mixtures
+    python tools/train_pretrained.py card                 # MODEL_CARD.md and learning_curve.png
+
+then set the new regression score in tests/test_pretrained.py (PINNED_SDRI) and
+commit the model folder once (each commit of the weights stays in git history).
 
 Maintainers only: users load the result with ``speechsep.pretrained.load``.
 """

@@ -7,7 +7,7 @@ import sys
 
 from speechsep.bench import QUALITY_DIR, SHARED_SAMPLE
 from speechsep.pretrained import DEFAULT_MODEL
-from speechsep.cli import add_corpus_arguments, program_start, run_guarded
+from speechsep.cli import TalkersAction, add_corpus_arguments, program_start, run_guarded
 
 
 def _corpus(parser) -> None:
@@ -41,14 +41,22 @@ def main(argv=None):
                           help="time an untrained network of the default (reference) size instead of --model")
     _corpus(separate)
     separate.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is reported")
-    meanshift = commands.add_parser("meanshift", help="mean-shift speaker counting per bandwidth")
+    meanshift = commands.add_parser("meanshift", help="speaker counting: count-confusion matrix per method, "
+                                                      "mean-shift per bandwidth")
     meanshift.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering", help="a deep-clustering run folder")
     _corpus(meanshift)
     meanshift.add_argument("--mixtures", type=int, default=50, help="mixtures per set (default 50)")
+    meanshift.add_argument("--talkers", nargs="+", action=TalkersAction, default=None, metavar="K",
+                           help="talker counts of the validation and test sets (default: those the run was trained "
+                                "on, or 1-3 for a run trained on a fixed count)")
     meanshift.add_argument("--bandwidths", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2],
                            help="bandwidths to try")
     meanshift.add_argument("--min-fractions", type=float, nargs="+", default=[0.05, 0.1, 0.15],
                            help="minimum cluster sizes to try, as a fraction of the active bins")
+    meanshift.add_argument("--eigen-thresholds", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2],
+                           help="eigenvalue counting: thresholds to try (shares of the Gram matrix's trace)")
+    meanshift.add_argument("--min-silhouettes", type=float, nargs="+", default=[0.2, 0.3, 0.4],
+                           help="silhouette counting: the silhouettes below which one talker is counted, to try")
     softmask = commands.add_parser("softmask", help="binary against soft clustering masks per beta (validation)")
     softmask.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering", help="a deep-clustering run folder")
     _corpus(softmask)

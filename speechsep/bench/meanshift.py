@@ -1,7 +1,22 @@
-"""``bench meanshift``: speaker-count accuracy and time of mean-shift per bandwidth.
+"""``bench meanshift``: speaker counting on mixtures of 1, 2, 3... talkers, per method and per mean-shift bandwidth.
 
-Tuned on VALIDATION mixtures, reported on test mixtures of 2 and 3 speakers,
-with the network of a trained deep-clustering run.
+With the network of a trained deep-clustering run, on VALIDATION mixtures (to
+choose a method and its parameters) and TEST mixtures (to report) of each
+talker count K of ``--talkers`` (default: the counts the run was trained on,
+or 1-3 for a run trained on a fixed count), drawn exactly as the test set is
+(:func:`speechsep.data.testset.draw_mixtures`; a one-talker "mixture" is that
+talker alone). Prints
+
+* the mean-shift sweep: the share of mixtures counted right per bandwidth and
+  minimum cluster fraction, and the clustering time;
+* for each counting method of :data:`speechsep.separation.counting.COUNTERS`
+  and each of its settings (mean-shift: ``--bandwidths`` and the run's own;
+  eigenvalues: ``--eigen-thresholds``; silhouette: ``--min-silhouettes``) the
+  share of each K counted right on each split and the milliseconds per 3 s
+  of mixture the count takes;
+* for each method, at its setting chosen on validation (the best mean over
+  K), the count-confusion matrix of each split: rows the true K, columns the
+  estimated K.
 """
 
 from __future__ import annotations
@@ -11,30 +26,62 @@ import time
 from speechsep.cli import corpus_from_args
 
 
-def bench_meanshift(args) -> list[dict]:
+def confusion_matrix(pairs, k_max: int):
+    """Counts ``[k_max, k_max]`` of ``(true K, estimated K)`` pairs (1-based; row: true, column: estimated)."""
+    import numpy as np
+
+    matrix = np.zeros((k_max, k_max), dtype=np.int64)
+    for true, estimated in pairs:
+        matrix[int(true) - 1, int(estimated) - 1] += 1
+    return matrix
+
+
+def format_confusion(matrix, title: str) -> str:
+    """The matrix as text: one row per true K with its share counted right."""
+    k_max = len(matrix)
+    lines = [title, f"{'true K':>8} |" + "".join(f"{'est ' + str(k):>7}" for k in range(1, k_max + 1))
+             + f"{'right':>8}"]
+    for k in range(1, k_max + 1):
+        row = matrix[k - 1]
+        if row.sum() == 0:
+            continue
+        lines.append(f"{k:>8} |" + "".join(f"{int(n):>7}" for n in row) + f"{row[k - 1] / row.sum():>8.0%}")
+    return "\n".join(lines)
+
+
+def bench_meanshift(args) -> dict:
     import numpy as np
 
     from speechsep import signal
     from speechsep.data import testset
     from speechsep.data.mixing import MixingConfig, split_speakers
-    from speechsep.separation import cluster
+    from speechsep.separation import cluster, counting
     from speechsep.separation.separator import Separator, embeddings_of
 
     separator = Separator.from_run_dir(args.model)
+    config = separator.config
+    talkers = tuple(args.talkers) if args.talkers else (config.talker_set if config.counts_talkers else (1, 2, 3))
     corpus = corpus_from_args(args)
-    seed = separator.config.seed
-    sets = {}
-    for split, speakers_per_mix in (("valid", 2), ("test", 2), ("test", 3)):
-        speakers = split_speakers(corpus, seed=seed)[split]
-        if len(speakers) < speakers_per_mix:
-            continue
-        mixing = MixingConfig(num_speakers=speakers_per_mix, seed=seed + 100 * speakers_per_mix)
-        embedded = []
-        for record in testset.draw_mixtures(corpus, speakers, mixing, args.mixtures):
-            spectrum = signal.stft(record["mixture"])
-            embedded.append((embeddings_of(separator.network_output(spectrum)), signal.active_bins(spectrum)))
-        sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
-    rows = []
+    seed = config.seed
+    speakers_of = split_speakers(corpus, seed=seed)
+    sets = {}  # "valid 2-spk" -> (K, [(embeddings [T, F, D], active [T, F])])
+    for split in ("valid", "test"):
+        for speakers_per_mix in talkers:
+            speakers = speakers_of[split]
+            if len(speakers) < speakers_per_mix:
+                continue
+            mixing = MixingConfig(num_speakers=speakers_per_mix, seed=seed + 100 * speakers_per_mix)
+            embedded = []
+            for record in testset.draw_mixtures(corpus, speakers, mixing, args.mixtures):
+                spectrum = signal.stft(record["mixture"])
+                embedded.append((embeddings_of(separator.network_output(spectrum)), signal.active_bins(spectrum)))
+            sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
+
+    def per_3s(seconds, embeddings):  # milliseconds per 3 s of mixture
+        return 1000 * seconds * 3 * signal.SAMPLE_RATE / signal.HOP_LENGTH / embeddings.shape[0]
+
+    sweep = []
+    print("Mean-shift: share of mixtures whose clusters number the talkers")
     print(f"{'bandwidth':>10}{'min frac':>10}" + "".join(f"{name + ' count ok':>22}" for name in sets)
           + f"{'ms / 3 s mix':>14}")
     for bandwidth in args.bandwidths:
@@ -47,12 +94,83 @@ def bench_meanshift(args) -> list[dict]:
                     start = time.perf_counter()
                     found = cluster.cluster_embeddings(embeddings, active, method="meanshift", bandwidth=bandwidth,
                                                        min_cluster_fraction=fraction).n_found
-                    times.append((time.perf_counter() - start) * 3 * signal.SAMPLE_RATE / signal.HOP_LENGTH
-                                 / embeddings.shape[0])
+                    times.append(per_3s(time.perf_counter() - start, embeddings))
                     right += found == speakers_per_mix
                 row[name] = right / len(embedded)
-            row["ms_per_3s"] = 1000 * float(np.median(times))
-            rows.append(row)
+            row["ms_per_3s"] = float(np.median(times))
+            sweep.append(row)
             print(f"{bandwidth:>10.3f}{fraction:>10.2f}" + "".join(f"{row[name]:>22.0%}" for name in sets)
                   + f"{row['ms_per_3s']:>14.0f}")
-    return rows
+
+    k_max = max(talkers)
+    results, chosen, confusions = [], {}, {}
+    print("\nCounting methods: share of mixtures counted right per true K (valid | test)")
+    print(f"{'method':<12}{'setting':<24}" + "".join(f"{'valid ' + str(k):>9}" for k in talkers)
+          + "".join(f"{'test ' + str(k):>9}" for k in talkers) + f"{'ms / 3 s':>10}")
+    for method in counting.COUNTERS:
+        best = None
+        for params in count_settings(method, args, config):
+            matrices, times = {}, []
+            for split in ("valid", "test"):
+                pairs = []
+                for name, (speakers_per_mix, embedded) in sets.items():
+                    if not name.startswith(split):
+                        continue
+                    for embeddings, active in embedded:
+                        start = time.perf_counter()
+                        found = counting.count_talkers(embeddings, active, method, range(1, k_max + 1), **params)
+                        times.append(per_3s(time.perf_counter() - start, embeddings))
+                        pairs.append((speakers_per_mix, found))
+                matrices[split] = confusion_matrix(pairs, k_max)
+            right = {split: {k: _right(matrices[split], k) for k in talkers} for split in matrices}
+            row = {"method": method, "params": params, "right": right, "ms_per_3s": float(np.median(times)),
+                   "matrices": {split: matrix.tolist() for split, matrix in matrices.items()}}
+            results.append(row)
+            setting = ", ".join(f"{key}={value:g}" for key, value in params.items()) or "defaults"
+            print(f"{method:<12}{setting:<24}"
+                  + "".join(_percent(right[split][k]) for split in ("valid", "test") for k in talkers)
+                  + f"{row['ms_per_3s']:>10.0f}")
+            # chosen on validation: the best mean over the talker counts of the share counted right
+            known = [value for value in right["valid"].values() if value is not None]
+            score = float(np.mean(known)) if known else float("nan")
+            if best is None or (np.isfinite(score) and not score <= best[0]):
+                best = (score, row)
+        chosen[method] = best[1]["params"]
+        for split, matrix in best[1]["matrices"].items():
+            matrix = np.asarray(matrix)
+            if not matrix.sum():
+                continue
+            confusions[f"{method} {split}"] = {"matrix": matrix.tolist(), "params": best[1]["params"],
+                                               "right": float(np.trace(matrix) / matrix.sum())}
+    for method, params in chosen.items():
+        setting = ", ".join(f"{key}={value:g}" for key, value in params.items()) or "its defaults"
+        for split in ("valid", "test"):
+            entry = confusions.get(f"{method} {split}")
+            if entry is not None:
+                print("\n" + format_confusion(np.asarray(entry["matrix"]),
+                                              f"{method} ({setting}, chosen on validation), {split} mixtures "
+                                              f"({entry['right']:.0%} right):"))
+    return {"sweep": sweep, "counting": results, "chosen": chosen, "confusions": confusions,
+            "talkers": list(talkers)}
+
+
+def count_settings(method: str, args, config) -> list[dict]:
+    """The parameter settings of counting ``method`` to try: bandwidths, eigenvalue thresholds, silhouettes."""
+    if method == "meanshift":
+        bandwidths = list(args.bandwidths) + ([config.meanshift_bandwidth] if config.meanshift_bandwidth else [])
+        return [{"bandwidth": float(b)} for b in sorted(set(bandwidths))]
+    if method == "eigenvalues":
+        return [{"threshold": float(t)} for t in args.eigen_thresholds]
+    if method == "silhouette":
+        return [{"min_silhouette": float(m)} for m in args.min_silhouettes]
+    return [{}]
+
+
+def _right(matrix, k: int):
+    """The share of the true-K row counted right, None when there is no mixture of K talkers."""
+    row = matrix[k - 1]
+    return float(row[k - 1] / row.sum()) if row.sum() else None
+
+
+def _percent(value) -> str:
+    return f"{'-':>9}" if value is None else f"{value:>9.0%}"

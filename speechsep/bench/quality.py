@@ -25,7 +25,8 @@ from speechsep.experiments import comparison_rows, is_candidate
 from speechsep.io import atomic_write_json, atomic_write_text
 
 DC_NETWORK_ROW = "deepclustering"
-READOUT_FIELDS = ("experiment", "readout", "soft_mask_beta", "meanshift_bandwidth")  # set at test time only
+READOUT_FIELDS = ("experiment", "readout", "soft_mask_beta", "meanshift_bandwidth",
+                  "count_method")  # set at test time only
 
 
 def row_config(name: str, rows: dict, argv=()):

@@ -34,6 +34,7 @@ def bench_separate(args) -> list[dict]:
     from speechsep import pretrained
     from speechsep.data import testset
     from speechsep.data.mixing import MixingConfig
+    from speechsep.separation.separator import counts_talkers
 
     start = time.perf_counter()
     separator = reference_separator() if args.reference else pretrained.load(args.model).separator
@@ -47,20 +48,28 @@ def bench_separate(args) -> list[dict]:
     if len(mixture) < length:
         raise ValueError(f"the test mixtures of {test.description} last less than {SECONDS:g} s in all")
     readouts = ["kmeans", "meanshift"] if separator.config.model == "dc" else ["mask"]
+    # a model trained on a varying number of talkers: also each readout after its count (config.count_method),
+    # as `separate` runs it without --speakers; beside the row with the count given, that is what counting costs
+    runs = [(readout, False) for readout in readouts]
+    runs += [(readout, True) for readout in readouts if counts_talkers(separator.config, readout)]
     rows = []
-    print(f"{'model':<24}{'readout':<12}{'seconds (3 s mix)':>20}{'RTF':>8}{'first call (s)':>16}")
-    for readout in readouts:
+    print(f"{'model':<24}{'readout':<20}{'seconds (3 s mix)':>20}{'RTF':>8}{'first call (s)':>16}")
+    for readout, counted in runs:
+        def separate():
+            separator.separate(mixture, readout=readout, estimate_count=counted)
+
         start = time.perf_counter()
-        separator.separate(mixture, readout=readout)  # warm-up: graph tracing and, the first time, XLA compiling
+        separate()  # warm-up: graph tracing and, the first time, XLA compiling
         first = time.perf_counter() - start
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            separator.separate(mixture, readout=readout)
+            separate()
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
-        rows.append({"model": separator.config.experiment, "readout": readout, "seconds": seconds,
+        name = f"{readout} + {separator.config.count_method} count" if counted else readout
+        rows.append({"model": separator.config.experiment, "readout": name, "seconds": seconds,
                      "rtf": seconds / SECONDS, "first_call_seconds": first})
-        print(f"{separator.config.experiment:<24}{readout:<12}{seconds:>20.3f}{seconds / SECONDS:>8.3f}"
+        print(f"{separator.config.experiment:<24}{name:<20}{seconds:>20.3f}{seconds / SECONDS:>8.3f}"
               f"{first:>16.2f}")
     return rows

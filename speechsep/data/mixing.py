@@ -21,7 +21,14 @@ PEAK_LEVEL = 0.9  # every mixture is scaled (with its sources) to this peak
 
 @dataclasses.dataclass(frozen=True)
 class MixingConfig:
-    """How mixtures are drawn. Saved in every dataset index and run folder."""
+    """How mixtures are drawn. Saved in every dataset index and run folder.
+
+    ``num_speakers`` talkers per mixture; or, with ``talkers`` (a sorted tuple
+    of counts such as ``(1, 2, 3)``; empty = off), K talkers drawn per mixture
+    from that set with probabilities ``talker_weights`` (empty: equal), and
+    then ``num_speakers`` must be the largest K. A one-talker "mixture" is that
+    talker alone.
+    """
 
     num_speakers: int = 2
     level_range_db: tuple[float, float] = (0.0, 5.0)
@@ -34,10 +41,23 @@ class MixingConfig:
     # position, zeros around), so the mixture has this length whatever length_mode says; None = off.
     # Used for training mixtures only.
     crop_seconds: float | None = None
+    # a varying number of talkers per mixture (see the class docstring); () = always num_speakers
+    talkers: tuple[int, ...] = ()
+    talker_weights: tuple[float, ...] = ()
 
     def __post_init__(self):
-        if self.num_speakers < 2:
-            raise ValueError(f"num_speakers must be >= 2, got {self.num_speakers}")
+        object.__setattr__(self, "talkers", tuple(int(k) for k in self.talkers))
+        object.__setattr__(self, "talker_weights", tuple(float(w) for w in self.talker_weights))
+        if self.num_speakers < 1:
+            raise ValueError(f"num_speakers must be >= 1, got {self.num_speakers}")
+        if self.talkers and (list(self.talkers) != sorted(set(self.talkers)) or self.talkers[0] < 1
+                             or self.talkers[-1] != self.num_speakers):
+            raise ValueError(f"talkers must be sorted distinct counts >= 1 ending with num_speakers "
+                             f"({self.num_speakers}), got {self.talkers}")
+        if self.talker_weights and (len(self.talker_weights) != len(self.talkers)
+                                    or min(self.talker_weights) < 0 or not sum(self.talker_weights) > 0):
+            raise ValueError(f"talker_weights must be one non-negative weight per talker count of {self.talkers}, "
+                             f"not all 0; got {self.talker_weights}")
         if self.length_mode not in ("min", "max"):
             raise ValueError(f"length_mode must be 'min' or 'max', got {self.length_mode!r}")
         low, high = self.level_range_db
@@ -52,6 +72,22 @@ class MixingConfig:
     def held_out(self) -> "MixingConfig":
         """This config without the training-only options (crops, speed): for validation and test mixtures."""
         return dataclasses.replace(self, crop_seconds=None, speed_range=(1.0, 1.0))
+
+    @property
+    def talker_set(self) -> tuple[int, ...]:
+        """The talker counts a mixture may have: ``talkers``, or ``(num_speakers,)``."""
+        return self.talkers or (self.num_speakers,)
+
+    def draw_talkers(self, rng: np.random.Generator) -> int:
+        """The number of talkers of the next mixture: ``num_speakers``, or a draw from ``talkers``.
+
+        With no ``talkers`` nothing is drawn, so ``rng`` (and every mixture
+        after) stays what it was before the option existed.
+        """
+        if not self.talkers:
+            return self.num_speakers
+        weights = np.asarray(self.talker_weights or [1.0] * len(self.talkers), np.float64)
+        return int(self.talkers[rng.choice(len(self.talkers), p=weights / weights.sum())])
 
 
 def split_speakers(
@@ -167,7 +203,7 @@ def split_composition(corpus: Corpus, splits: dict[str, list[str]]) -> dict:
 
 def _draw_sources(
     corpus: Corpus, speakers: list[str], config: MixingConfig, rng: np.random.Generator,
-    by_speaker: dict[str, list[Utterance]],
+    by_speaker: dict[str, list[Utterance]], count: int,
 ) -> tuple[list[Utterance], list[np.ndarray]]:
     """Pick distinct speakers and one usable, non-silent utterance each.
 
@@ -176,7 +212,7 @@ def _draw_sources(
     depends only on ``rng`` and the files (a resumed build draws the same).
     """
     for _ in range(100):
-        chosen = rng.choice(len(speakers), size=config.num_speakers, replace=False)
+        chosen = rng.choice(len(speakers), size=count, replace=False)
         utterances, waves = [], []
         for index in chosen:
             candidates = by_speaker[speakers[index]]
@@ -194,7 +230,7 @@ def _draw_sources(
         else:
             return utterances, waves
     raise ValueError(
-        f"could not draw {config.num_speakers} usable utterances from {corpus.root} in 100 tries; "
+        f"could not draw {count} usable utterances from {corpus.root} in 100 tries; "
         f"unusable files so far: {corpus.skipped[:5]}"
     )
 
@@ -203,7 +239,8 @@ def make_mixture(
     corpus: Corpus, speakers: list[str], config: MixingConfig, rng: np.random.Generator,
     by_speaker: dict[str, list[Utterance]] | None = None,
 ) -> dict:
-    """Draw one mixture of ``config.num_speakers`` different speakers and build its record.
+    """Draw one mixture of ``config.num_speakers`` different speakers (or of K drawn from
+    ``config.talkers``: :meth:`MixingConfig.draw_talkers`) and build its record (sources [K, samples]).
 
     Its length is ``config.crop_seconds`` when set (every source a random crop
     of its utterance), else the shortest source's (``length_mode="min"``,
@@ -217,7 +254,8 @@ def make_mixture(
         by_speaker = {s: corpus.utterances_of(s) for s in speakers}
     if len(speakers) < config.num_speakers:
         raise ValueError(f"{len(speakers)} speakers cannot make {config.num_speakers}-talker mixtures")
-    utterances, waves = _draw_sources(corpus, speakers, config, rng, by_speaker)
+    count = config.draw_talkers(rng)
+    utterances, waves = _draw_sources(corpus, speakers, config, rng, by_speaker, count)
     if tuple(config.speed_range) != (1.0, 1.0):
         waves = [change_speed(wave, rng.uniform(*config.speed_range)) for wave in waves]
     lengths = [len(w) for w in waves]
@@ -225,7 +263,7 @@ def make_mixture(
         length = int(round(config.crop_seconds * signal.SAMPLE_RATE))
     else:
         length = min(lengths) if config.length_mode == "min" else max(lengths)
-    sources = np.zeros((config.num_speakers, length), dtype=np.float64)  # [C, T]
+    sources = np.zeros((count, length), dtype=np.float64)  # [K, T]
     for index, wave in enumerate(waves):
         offset = rng.integers(0, len(wave) - length + 1) if len(wave) > length else 0
         segment = wave[offset : offset + length]

@@ -92,6 +92,8 @@ class DatasetConfig:
         data = dataclasses.asdict(self)
         data["mixing"]["level_range_db"] = list(self.mixing.level_range_db)
         data["mixing"]["speed_range"] = list(self.mixing.speed_range)
+        data["mixing"]["talkers"] = list(self.mixing.talkers)
+        data["mixing"]["talker_weights"] = list(self.mixing.talker_weights)
         return data
 
     @classmethod

@@ -15,7 +15,7 @@ import numpy as np
 from speechsep import signal
 from speechsep.eval import metrics
 from speechsep.data.mixing import pair_type
-from speechsep.separation.separator import bin_accuracy
+from speechsep.separation.separator import bin_accuracy, counts_talkers
 
 ORACLES = ("ibm", "irm", "mixture")
 SUMMARY_METRICS = ("snr_improvement", "si_sdr_improvement", "sdr_improvement", "stoi_improvement",
@@ -110,12 +110,19 @@ def oracle_separate(kind: str):
 
 
 def model_separate(separator, readout: str | None = None, num_sources: int | None = None):
-    """Separate with a trained run; mean-shift also reports the speaker count it estimated."""
-    counts_speakers = (readout or separator.config.readout) == "meanshift"
+    """Separate with a trained run; mean-shift also reports the speaker count it estimated.
+
+    A model trained on a varying number of talkers, read out by clustering
+    (:func:`~speechsep.separation.separator.counts_talkers`), separates the
+    record's own count of sources and reports the count its
+    ``config.count_method`` estimates.
+    """
+    counting = counts_talkers(separator.config, readout)
+    counts_speakers = counting or (readout or separator.config.readout) == "meanshift"
 
     def separate(record):
         count = num_sources or record["sources"].shape[0]
-        estimates, result = separator.separate(record["mixture"], count, readout)
+        estimates, result = separator.separate(record["mixture"], count, readout, estimate_count=counting)
         return estimates, result.labels, result.n_found if counts_speakers else None
 
     return separate

@@ -8,6 +8,19 @@ of each time-frequency bin) and channel ``C`` holds the active-bin weight
 The Chimera++ mask-inference loss (:class:`MaskInferenceLoss`) takes its own
 packing: the C source target magnitudes, then the mixture magnitude.
 
+A varying number of talkers per item (``ExperimentConfig.talkers``): every
+item's IBM has ``C = Kmax`` channels, and an item of K < Kmax talkers has
+all-zero channels K .. Kmax-1 (the pipeline's dominant-source index one-hot
+encoded with depth Kmax, :func:`speechsep.data.pipeline.packed_targets`). Both
+embedding losses give such an item exactly the loss of its K channels alone:
+an empty source's column of ``VᵀY`` and its row and column of ``YᵀY`` are
+zero, which adds 0 to ``‖VᵀY‖²`` and ``‖YᵀY‖²`` (:func:`deep_clustering_loss`);
+in :func:`whitened_deep_clustering_loss` ``YᵀY`` is diagonal (one-hot rows),
+so the ``epsilon`` ridge on its diagonal makes the empty source's entry
+``epsilon`` (never a singular inverse) and the zero column of ``VᵀY`` makes
+its term of the trace exactly 0. The same holds for a talker who is silent
+throughout a chunk. ``tests/test_talkers.py`` checks both, at every K.
+
 References
 ----------
 - Hershey, Chen, Le Roux, Watanabe, "Deep clustering: Discriminative

@@ -51,11 +51,21 @@ def bin_accuracy(labels: np.ndarray, ibm: np.ndarray, active: np.ndarray, permut
     return best
 
 
-def batch_accuracies(labels: np.ndarray, ibm: np.ndarray, active: np.ndarray, num_sources: int) -> tuple:
-    """Mean fixed-order and permutation-invariant accuracy over items [B, T, F] (NaN items skipped)."""
-    fixed = [bin_accuracy(l, i, a, False, num_sources) for l, i, a in zip(labels, ibm, active)]
-    pit = [bin_accuracy(l, i, a, True, num_sources) for l, i, a in zip(labels, ibm, active)]
+def batch_accuracies(labels: np.ndarray, ibm: np.ndarray, active: np.ndarray, num_sources) -> tuple:
+    """Mean fixed-order and permutation-invariant accuracy over items [B, T, F] (NaN items skipped).
+
+    ``num_sources``: one count for every item, or one per item ([B]; a batch of
+    mixtures of a varying number of talkers).
+    """
+    counts = [int(num_sources)] * len(labels) if np.ndim(num_sources) == 0 else [int(k) for k in num_sources]
+    fixed = [bin_accuracy(l, i, a, False, k) for l, i, a, k in zip(labels, ibm, active, counts)]
+    pit = [bin_accuracy(l, i, a, True, k) for l, i, a, k in zip(labels, ibm, active, counts)]
     return float(np.nanmean(fixed)), float(np.nanmean(pit))
+
+
+def item_talkers(ibm: np.ndarray, active: np.ndarray) -> list[int]:
+    """The talkers of each item [B, T, F]: how many sources dominate at least one active bin (at least 1)."""
+    return [max(1, len(np.unique(i[a]))) for i, a in zip(np.asarray(ibm), np.asarray(active, dtype=bool))]
 
 
 @dataclasses.dataclass
@@ -91,16 +101,42 @@ def _mask_head_readout(output, num_sources: int) -> Readout:
     return Readout(masks, np.argmax(masks, axis=0).astype(np.int64), output["embedding"], masks.shape[0])
 
 
+COUNTING_READOUTS = ("kmeans", "meanshift")  # the readouts that separate any number of sources
+
+
+def counts_talkers(config: ExperimentConfig, readout: str | None = None) -> bool:
+    """Whether ``config``'s model counts talkers with ``readout`` (default: its own): it was trained on a
+    varying number of talkers and the readout clusters any number of sources (not PCA sign, not a mask)."""
+    return config.counts_talkers and (readout or config.readout) in COUNTING_READOUTS
+
+
 def read_masks(output, active: np.ndarray, config: ExperimentConfig, num_sources: int | None = None,
-               readout: str | None = None, seed: int = 0, estimate_count: bool = False) -> Readout:
+               readout: str | None = None, seed: int = 0, estimate_count: bool = False,
+               talkers=None) -> Readout:
     """Turn one utterance's network output into masks.
 
     output : [T, F] mask (mask models), [T, F, D] embeddings (dc) or the dict
     ``{"embedding", "mask"}`` of a Chimera++ network;
-    active : [T, F] bool. With ``estimate_count`` (mean-shift only) the number
-    of sources is the number of clusters found, not ``num_sources``.
+    active : [T, F] bool. With ``estimate_count`` the number of sources is
+    estimated (``Readout.n_found``): by a model trained on a varying number
+    of talkers (``config.counts_talkers``) with ``config.count_method``
+    (:func:`speechsep.separation.counting.count_talkers`), one of ``talkers``
+    (default: the trained set ``config.talkers``), and the readout then
+    clusters ``num_sources`` sources when given (an evaluation that knows K
+    and scores the count apart), else the estimate; otherwise (mean-shift
+    only) the masks are the clusters mean-shift finds.
     """
     readout = readout or config.readout
+    if estimate_count and counts_talkers(config, readout):
+        from speechsep.separation import counting
+
+        params = {}
+        if config.count_method == "meanshift" and config.meanshift_bandwidth is not None:
+            params["bandwidth"] = config.meanshift_bandwidth
+        count = counting.count_talkers(embeddings_of(output), active, config.count_method,
+                                       talkers or config.talker_set, seed=seed, **params)
+        result = read_masks(output, active, config, num_sources or count, readout, seed)
+        return dataclasses.replace(result, n_found=count)
     num_sources = num_sources or config.num_speakers
     if readout == "mask_head":
         return _mask_head_readout(output, num_sources)
@@ -211,14 +247,31 @@ class Separator:
         return split_batch(self._forward(features))[0]
 
     def separate(self, mixture: np.ndarray, num_sources: int | None = None, readout: str | None = None,
-                 seed: int = 0, estimate_count: bool = False) -> tuple[np.ndarray, Readout]:
-        """mixture [T] at 8 kHz -> estimates [C, T] float32 (mixture phase) and the readout."""
+                 seed: int = 0, estimate_count: bool = False, talkers=None,
+                 check_active: bool = False) -> tuple[np.ndarray, Readout]:
+        """mixture [T] at 8 kHz -> estimates [C, T] float32 (mixture phase) and the readout.
+
+        ``estimate_count`` and ``talkers``: see :func:`read_masks`. With
+        ``check_active`` (``python -m speechsep separate``) a mixture without
+        active bins (digital silence), or with fewer active bins than
+        ``num_sources``, is a ``ValueError`` instead of silent or missing
+        estimates.
+        """
         mixture = np.asarray(mixture, dtype=np.float32)
         if mixture.ndim != 1 or mixture.size == 0:
             raise ValueError(f"separate expects a non-empty mono waveform, got shape {mixture.shape}")
+        if num_sources is not None and int(num_sources) < 1:
+            raise ValueError(f"the number of speakers must be at least 1, got {num_sources}")
         spectrum = signal.stft(mixture)  # [N, F]
         active = signal.active_bins(spectrum)
+        if check_active:
+            found = int(active.sum())
+            if found == 0:
+                raise ValueError("no active bins: the recording is silent, there is nothing to separate")
+            if num_sources is not None and num_sources > found:
+                raise ValueError(f"{num_sources} speakers asked for, but the recording has only {found} active "
+                                 "time-frequency bins")
         output = self.network_output(spectrum)
         with single_threaded_blas():
-            result = read_masks(output, active, self.config, num_sources, readout, seed, estimate_count)
+            result = read_masks(output, active, self.config, num_sources, readout, seed, estimate_count, talkers)
             return signal.apply_masks(spectrum, result.masks, len(mixture)), result

@@ -33,10 +33,11 @@ import numpy as np
 import soundfile
 
 from speechsep import signal
-from speechsep.cli import (add_clusterer_argument, add_corpus_arguments, add_crop_argument, build_dataset,
-                           check_out_dir, corpus_from_args, dataset_config_from_args, default_data_dir,
-                           describe_corpus, is_program, run_guarded)
-from speechsep.config import DC_LOSSES, LR_SCHEDULES, MASK_LOSSES, PRECISIONS, RECURRENT, STRATEGIES, ExperimentConfig
+from speechsep.cli import (add_clusterer_argument, add_corpus_arguments, add_crop_argument, add_talkers_arguments,
+                           build_dataset, check_out_dir, corpus_from_args, dataset_config_from_args,
+                           default_data_dir, describe_corpus, is_program, run_guarded)
+from speechsep.config import (COUNT_METHODS, DC_LOSSES, LR_SCHEDULES, MASK_LOSSES, PRECISIONS, RECURRENT, STRATEGIES,
+                              ExperimentConfig, format_talkers)
 from speechsep.data.shards import verify_dataset
 from speechsep.experiments import Experiment, get_experiment
 from speechsep.io import atomic_write_json
@@ -124,6 +125,11 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
                            default=defaults.meanshift_bandwidth,
                            help="mean-shift bandwidth on the unit sphere (default %(default)s: the tuned 0.1)")
         add_recipe_arguments(parser, defaults)
+        counting = parser.add_argument_group("counting talkers")
+        add_talkers_arguments(counting, defaults.talkers, defaults.talker_weights)
+        counting.add_argument("--count-method", choices=COUNT_METHODS, default=defaults.count_method,
+                              help="how a model trained on several --talkers counts them at test time "
+                                   "(speechsep.separation.counting; default %(default)s)")
     else:
         group.add_argument("--loss", choices=("mse", "pit"), default=defaults.loss,
                            help="mse against the source-1 IBM (original) or permutation-invariant (uPIT) "
@@ -205,6 +211,17 @@ def check_long_chunks(config: ExperimentConfig, train_mixing) -> None:
     if frames < config.long_chunk_frames:
         raise ValueError(f"--long-chunk-frames {config.long_chunk_frames} exceeds the {frames} frames of the "
                          f"{train_mixing.crop_seconds:g} s training crops (--crop-seconds)")
+
+
+def check_dataset_talkers(data_dir, config: ExperimentConfig) -> None:
+    """Refuse a pickle dataset whose talker counts differ from the run's (when either varies), naming both sets."""
+    from speechsep.data.shards import DatasetConfig, read_index
+
+    talkers = DatasetConfig.from_json(read_index(data_dir)["config"]).mixing.talker_set
+    if (len(talkers) > 1 or config.counts_talkers) and talkers != config.talker_set:
+        raise ValueError(f"--data {data_dir} holds mixtures of {format_talkers(talkers)} talkers, this run trains "
+                         f"on {format_talkers(config.talker_set)} (--talkers): build a dataset with the same "
+                         "--talkers (DataGenerator/datagenerator.py) or leave out --data")
 
 
 def script_argv(script_file) -> list[str]:
@@ -327,11 +344,12 @@ class ExperimentRun:
         if config.dynamic_mixing:
             corpus = corpus_from_args(args)
             print(f"Corpus: {describe_corpus(corpus)}", flush=True)
-            mixing = MixingConfig(num_speakers=config.num_speakers, seed=config.seed)
+            mixing = MixingConfig(num_speakers=config.max_talkers, seed=config.seed,  # training and validation
+                                  talkers=config.talkers or (), talker_weights=config.talker_weights or ())
             train_mixing = dataclasses.replace(mixing, speed_range=tuple(args.speed_perturb),
                                                crop_seconds=args.crop_seconds or None,
                                                level_range_db=tuple(args.train_level_range))
-            splits = split_speakers(corpus, seed=config.seed, min_speakers=config.num_speakers)
+            splits = split_speakers(corpus, seed=config.seed, min_speakers=config.max_talkers)
             mean, std = self.init_source.stats if self.init_source else pipeline.estimate_stats(
                 corpus, splits["train"], mixing)
             train_input = functools.partial(pipeline.make_dynamic_dataset, corpus, splits["train"], train_mixing,
@@ -366,6 +384,7 @@ class ExperimentRun:
             if self.cluster is not None and not self.cluster.is_chief:  # no two workers write one folder
                 target = target.with_name(f"{target.name}-worker{self.cluster.rank}")
             data_dir = build_dataset(corpus, dataset_config, target)
+        check_dataset_talkers(data_dir, config)
         stats = self.init_source.stats if self.init_source else load_stats(data_dir)
         train_input = functools.partial(pipeline.make_dataset, data_dir, "train", chunk_frames=config.chunk_frames,
                                         seed=config.seed, mask_target=config.mask_target, stats=stats)
@@ -469,8 +488,9 @@ class ExperimentRun:
         from speechsep.eval import evaluation
 
         name = pretrained.DEFAULT_MODEL
-        if self.config.num_speakers != 2 or name not in pretrained.available():
-            return None
+        corpus = self.data.description.get("corpus") or {}
+        if self.config.num_speakers != 2 or corpus.get("is_toy") or name not in pretrained.available():
+            return None  # the shipped model separates two talkers of real speech
         records = self.data.test_records
         unseen = pretrained.unseen_records(name, records)
         if not unseen:
@@ -482,10 +502,14 @@ class ExperimentRun:
         result = {"model": name, "mixtures": len(unseen), "of": len(records),
                   "shipped_sdri": float(np.mean([r["sdr_improvement"] for r in shipped])),
                   "this_run_sdri": float(np.mean([r["sdr_improvement"] for r in own]))}
-        steps = pretrained.read_info(pretrained.FOLDER / name).get("optimizer_steps")
-        print(f"The shipped model {name} ({steps:,} optimizer steps; python -m speechsep models) on the "
-              f"{len(unseen)} of these {len(records)} test mixtures whose voices it never heard: SDRi "
-              f"{result['shipped_sdri']:.2f} dB (this run: {result['this_run_sdri']:.2f} dB on the same mixtures)")
+        info = pretrained.read_info(pretrained.FOLDER / name)
+        card = (info.get("scores") or {}).get("librispeech-sample")
+        card = (f"; its model card: {card['sdri']:.2f} dB on {card['mixtures']} mixtures of unseen LibriSpeech "
+                "speakers" if card else "")
+        print(f"The shipped model {name} ({info.get('optimizer_steps', 0):,} optimizer steps; python -m speechsep "
+              f"models) on the {len(unseen)} of these {len(records)} test mixtures whose voices it never heard: "
+              f"SDRi {result['shipped_sdri']:.2f} dB (this run: {result['this_run_sdri']:.2f} dB on the same "
+              f"mixtures{card})")
         return result
 
     def write_outputs(self) -> Example:

@@ -40,7 +40,8 @@ from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
 from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targets, switch_datasets
 from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
 from speechsep.nn.models import build_model
-from speechsep.separation.separator import batch_accuracies, read_masks, single_threaded_blas, split_batch
+from speechsep.separation.separator import (batch_accuracies, item_talkers, read_masks, single_threaded_blas,
+                                           split_batch)
 from speechsep.io import (atomic_save_model, atomic_write_json, atomic_write_text, atomic_write_weights,
                           read_json_object)
 from speechsep.training import distribute
@@ -69,7 +70,7 @@ def make_loss_weights(config: ExperimentConfig) -> dict | None:
 def make_packer(config: ExperimentConfig):
     """(features, target dict) -> (features, the packed y_true of :func:`make_loss`)."""
     def pack(features, targets):
-        embedding_targets = packed_targets(targets, config.num_speakers)  # [B, T, F, C+1]
+        embedding_targets = packed_targets(targets, config.max_talkers)  # [B, T, F, Kmax+1], fewer talkers zero-padded
         if not config.mask_head:
             return features, embedding_targets
         return features, {"embedding": embedding_targets, "mask": packed_mask_targets(targets)}
@@ -107,9 +108,14 @@ class SeparationAccuracy(keras.callbacks.Callback):
             return
         for prefix, (features, ibm, active) in self.samples.items():
             outputs = split_batch(self.forward(features))  # B x ([T, F(, D)] or {"embedding", "mask"})
+            # a model trained on a varying number of talkers is scored with each chunk's own count (the sources
+            # that dominate one of its active bins): the accuracies measure the separation, not the counting
+            counts = (item_talkers(ibm, active) if self.config.counts_talkers
+                      else [self.config.num_speakers] * len(outputs))
             with single_threaded_blas():  # no spinning BLAS threads left to slow the next training steps
-                labels = np.stack([read_masks(o, a, self.config).labels for o, a in zip(outputs, active)])
-            fixed, pit = batch_accuracies(labels, ibm, active, self.config.num_speakers)
+                labels = np.stack([read_masks(o, a, self.config, num_sources=k).labels
+                                   for o, a, k in zip(outputs, active, counts)])
+            fixed, pit = batch_accuracies(labels, ibm, active, counts)
             logs[f"{prefix}acc_fixed"], logs[f"{prefix}acc_pit"] = fixed, pit
 
 
@@ -273,7 +279,7 @@ def _sample_chunks(dataset: tf.data.Dataset, count: int) -> tuple:
 # ----------------------------------------------------------------------------- resuming
 
 RESUMABLE_FIELDS = frozenset({"epochs", "minutes", "strategy", "readout", "meanshift_bandwidth", "soft_mask_beta",
-                              "jit_compile"})
+                              "jit_compile", "count_method"})
 """Config fields a rerun may change and still resume the run (budgets and test-time choices); any other
 change is refused, naming the field."""
 

@@ -1,0 +1,172 @@
+"""Counting the talkers of a mixture from its deep-clustering embeddings (NumPy only).
+
+A network trained on mixtures of a varying number of talkers (``ExperimentConfig.talkers``,
+e.g. ``(1, 2, 3)``) embeds the bins of one talker near one direction and those of
+different talkers near orthogonal directions. Each method of :data:`COUNTERS`
+is a function ``(points [N, D], k_max, seed=0, **params) -> K`` with
+``1 <= K <= k_max``, on the unit-normalised embeddings of the active bins:
+
+- ``"meanshift"``: the number of modes of the spherical mean-shift
+  (:func:`speechsep.separation.cluster.spherical_mean_shift`, its bandwidth
+  and minimum cluster size);
+- ``"eigenvalues"``: the number of eigenvalues of the normalised Gram matrix
+  ``VᵀV / N`` (whose eigenvalues sum to 1: for ideal embeddings they are the
+  talkers' shares of the bins) above ``threshold``;
+- ``"eigengap"``: the K with the largest gap ``log λ_K − log λ_{K+1}`` of
+  the same spectrum (largest first);
+- ``"silhouette"``: k-means for K = 2..k_max, the K of the best mean
+  silhouette (cosine distance); K = 1 when no K reaches ``min_silhouette``
+  (the silhouette is undefined for one cluster).
+
+The parameters' defaults are starting points, to be chosen on validation
+mixtures (``python -m speechsep.bench meanshift`` prints each method's
+count-confusion matrix). :func:`count_talkers` applies a method to a
+mixture's embeddings [T, F, D].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speechsep.config import COUNT_METHODS
+from speechsep.separation.cluster import MAX_FIT_POINTS, _unit_rows, kmeans, spherical_mean_shift
+
+
+def _checked(points, k_max):
+    """Unit rows [N, D] float32 and k_max capped at N; ``ValueError`` for no points or ``k_max < 1``."""
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[0] == 0:
+        raise ValueError("no active bins: there is nothing to count (is the mixture silent?)")
+    if int(k_max) < 1:
+        raise ValueError(f"k_max must be >= 1, got {k_max}")
+    return _unit_rows(points), min(int(k_max), points.shape[0])
+
+
+def gram_spectrum(points) -> np.ndarray:
+    """Eigenvalues of ``VᵀV / N`` for unit rows ``V`` [N, D], largest first [D] (they sum to 1)."""
+    points = _unit_rows(points).astype(np.float64)
+    values = np.linalg.eigvalsh(points.T @ points / len(points))  # [D], ascending
+    return np.clip(values[::-1], 0.0, None)
+
+
+def count_meanshift(points, k_max, seed=0, bandwidth=0.1, min_cluster_fraction=0.1) -> int:
+    """The number of spherical mean-shift modes (clusters of at least ``min_cluster_fraction`` of the points).
+
+    points : [N, D]; returns K in ``1..k_max`` (more modes are counted as ``k_max``).
+    """
+    points, k_max = _checked(points, k_max)
+    _, centers = spherical_mean_shift(points, bandwidth=bandwidth, min_cluster_fraction=min_cluster_fraction,
+                                      seed=seed)
+    return int(np.clip(len(centers), 1, k_max))
+
+
+def count_eigenvalues(points, k_max, seed=0, threshold=0.1) -> int:
+    """The number of eigenvalues of ``VᵀV / N`` above ``threshold`` (a talker's share of the bins).
+
+    points : [N, D]; returns K in ``1..k_max``. ``seed`` is unused (deterministic).
+    """
+    points, k_max = _checked(points, k_max)
+    return int(np.clip(np.sum(gram_spectrum(points) > threshold), 1, k_max))
+
+
+def count_eigengap(points, k_max, seed=0, floor=1e-4) -> int:
+    """The largest eigengap on a log scale: ``argmax over K in 1..k_max of log λ_K − log λ_{K+1}``.
+
+    The eigenvalues of ``VᵀV / N``, largest first, each at least ``floor``.
+    On a log scale (the ratio ``λ_K / λ_{K+1}``) because a dominant talker's
+    eigenvalue makes the first linear gap large whatever K is (shares 0.5,
+    0.3, 0.2 have linear gaps 0.2, 0.1, 0.2). points : [N, D]; ``seed`` is
+    unused (deterministic).
+    """
+    points, k_max = _checked(points, k_max)
+    spectrum = np.concatenate([gram_spectrum(points), np.zeros(k_max + 1)])  # padded: D may be <= k_max
+    logs = np.log(np.maximum(spectrum[:k_max + 1], floor))
+    gaps = logs[:k_max] - logs[1:]  # [k_max]: the gap after the K-th eigenvalue
+    return int(np.argmax(gaps)) + 1
+
+
+def silhouette(points, labels) -> float:
+    """Mean silhouette of a labelling of unit rows [N, D] with cosine distance ``1 − cos`` (NumPy).
+
+    ``s_i = (b_i − a_i) / max(a_i, b_i)`` with ``a_i`` the mean distance to
+    the other points of its cluster and ``b_i`` the smallest mean distance to
+    another cluster; 0 for a point alone in its cluster (as scikit-learn's
+    ``silhouette_score``). Needs at least 2 clusters.
+    """
+    points = _unit_rows(points).astype(np.float64)
+    labels = np.asarray(labels)
+    clusters = np.unique(labels)
+    if len(clusters) < 2:
+        raise ValueError("the silhouette needs at least 2 clusters")
+    distances = 1.0 - points @ points.T  # [N, N]
+    one_hot = (labels[:, None] == clusters[None, :]).astype(np.float64)  # [N, C]
+    sizes = one_hot.sum(axis=0)  # [C]
+    sums = distances @ one_hot  # [N, C]: summed distance of each point to each cluster
+    own = np.searchsorted(clusters, labels)  # [N]
+    own_size = sizes[own]
+    a = np.where(own_size > 1, sums[np.arange(len(points)), own] / np.maximum(own_size - 1, 1), 0.0)
+    means = sums / sizes  # [N, C]
+    means[np.arange(len(points)), own] = np.inf
+    b = means.min(axis=1)
+    s = np.where(own_size > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float(s.mean())
+
+
+def count_silhouette(points, k_max, seed=0, min_silhouette=0.3, max_points=1000, n_init=3) -> int:
+    """k-means for K = 2..k_max, the K of the largest mean silhouette; 1 when none reaches ``min_silhouette``.
+
+    points : [N, D]; at most ``max_points`` of them (a random subset drawn
+    with ``seed``) are clustered and scored (the silhouette is O(N²)).
+    k-means keeps the best of ``n_init`` runs: one run's local optimum (two
+    talkers in one cluster, one split in two) scores a low silhouette and
+    so a wrong count.
+    """
+    points, k_max = _checked(points, k_max)
+    if len(points) > max_points:
+        points = points[np.sort(np.random.default_rng(seed).choice(len(points), max_points, replace=False))]
+    best, best_score = 1, -np.inf
+    for k in range(2, k_max + 1):
+        labels, _ = kmeans(points, k, seed=seed, n_init=n_init)
+        if len(np.unique(labels)) < 2:
+            continue
+        score = silhouette(points, labels)
+        if score > best_score:
+            best, best_score = k, score
+    return best if best_score >= min_silhouette else 1
+
+
+COUNTERS = {"meanshift": count_meanshift, "eigenvalues": count_eigenvalues, "eigengap": count_eigengap,
+            "silhouette": count_silhouette}
+"""The counting methods by name (``ExperimentConfig.count_method``): ``(points [N, D], k_max, seed, **params) -> K``."""
+assert tuple(COUNTERS) == COUNT_METHODS, "speechsep.config.COUNT_METHODS must list the counters of this module"
+
+
+def count_talkers(embeddings, active, method: str, talkers, seed: int = 0, max_fit_points=MAX_FIT_POINTS,
+                  **params) -> int:
+    """The number of talkers of one mixture, one of ``talkers``.
+
+    embeddings : [T, F, D]; active : bool [T, F]. The active bins'
+    embeddings (at most ``max_fit_points``, a random subset drawn with
+    ``seed``, as :func:`speechsep.separation.cluster.cluster_embeddings`
+    does) go to ``COUNTERS[method]`` with ``k_max = max(talkers)``; a count
+    outside ``talkers`` becomes the nearest count in it (the smaller on a
+    tie). ``params`` go to the method (e.g. ``bandwidth`` for mean-shift).
+    No active bin is a ``ValueError`` ("no active bins").
+    """
+    if method not in COUNTERS:
+        raise ValueError(f"unknown counting method {method!r}; choose from {sorted(COUNTERS)}")
+    embeddings, active = np.asarray(embeddings), np.asarray(active, dtype=bool)
+    if embeddings.ndim != 3 or active.shape != embeddings.shape[:2]:
+        raise ValueError(f"count_talkers expects embeddings [T, F, D] and active [T, F]; "
+                         f"got {embeddings.shape} and {active.shape}")
+    talkers = sorted({int(k) for k in talkers})
+    if not talkers or talkers[0] < 1:
+        raise ValueError(f"talkers must be counts >= 1, got {talkers}")
+    rows = np.flatnonzero(active.reshape(-1))  # [N_active]
+    if rows.size == 0:
+        raise ValueError("no active bins: the mixture is silent, there is nothing to count or separate")
+    if max_fit_points is not None and rows.size > int(max_fit_points):
+        rows = rows[np.sort(np.random.default_rng(seed).choice(rows.size, int(max_fit_points), replace=False))]
+    points = embeddings.reshape(-1, embeddings.shape[-1])[rows]  # [N, D]
+    found = COUNTERS[method](points, talkers[-1], seed=seed, **params)
+    return min(talkers, key=lambda k: (abs(k - found), k))
