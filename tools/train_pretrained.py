@@ -26,6 +26,7 @@ Maintainers only: users load the result with ``speechsep.pretrained.load``.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -139,14 +140,22 @@ def curve(args) -> None:
     history = record["history"]
     offset = earlier_steps(args.stage)
     steps_per_epoch = config.steps_per_epoch
-    minutes_per_epoch = record["wall_seconds"] / 60.0 / max(1, record["epochs_done"])
+    minutes_per_step = record["wall_seconds"] / 60.0 / max(1, int(record["optimizer_steps"]))  # validation included
     earlier_minutes = sum(s["minutes"] for s in earlier_stages(args.stage))
     records = validation_set(args.mixtures).records
     network = build_model(config.replace(precision="float32"))
+    final = offset + int(record["optimizer_steps"])
+    if (out / "last.keras").is_file() and not (out / "snapshots" / f"step-{final:07d}.npz").is_file():
+        from speechsep.io import atomic_write_weights
+        from speechsep.nn.models import load_model
+
+        # the stage's final weights (what export ships) are the curve's last point
+        atomic_write_weights(out / "snapshots" / f"step-{final:07d}.npz", load_model(out / "last.keras").get_weights())
     rows = []
     for path in sorted((out / "snapshots").glob("step-*.npz")):
         step = int(path.stem.split("-")[1])
-        epoch = round((step - offset) / steps_per_epoch)  # 1-based epochs done at the snapshot
+        # 1-based epochs done at the snapshot (a budget may end the last epoch early)
+        epoch = min(record["epochs_done"], max(1, math.ceil((step - offset) / steps_per_epoch)))
         network.set_weights(read_weights(path))
         summary = score(network, config, stats, records)
         by_pair = summary["by_pair_type"]
@@ -155,7 +164,7 @@ def curve(args) -> None:
             return f"{block['sdr_improvement']['mean']:.2f}" if block and "sdr_improvement" in block else ""
 
         row = {"stage": args.stage, "val_mixtures": len(records), "optimizer_steps": step,
-               "minutes": f"{earlier_minutes + epoch * minutes_per_epoch:.1f}",
+               "minutes": f"{earlier_minutes + (step - offset) * minutes_per_step:.1f}",
                "learning_rate": f"{history.get('learning_rate', [config.learning_rate] * epoch)[epoch - 1]:g}",
                "train_loss": f"{history['loss'][epoch - 1]:.4f}", "val_loss": f"{history['val_loss'][epoch - 1]:.4f}",
                "val_acc_pit": f"{history['val_acc_pit'][epoch - 1]:.3f}", "val_sdri": sdri(summary["overall"]),
@@ -228,9 +237,7 @@ def score_sets(args) -> None:
     from speechsep.eval import evaluation
     from speechsep.io import atomic_write_json
 
-    start = time.perf_counter()
     model = pretrained.load(NAME)
-    load_seconds = time.perf_counter() - start
     info = pretrained.read_info(model_dir())
     scores = {}
     sets = {"timit-sample": lambda: testset.from_corpus(find_corpus(str(TIMIT), None, []), args.mixtures, 0).records,
@@ -250,7 +257,6 @@ def score_sets(args) -> None:
                         "seconds": time.perf_counter() - start}
         print(f"{name}: {scores[name]}", flush=True)
     info["scores"] = scores
-    info["load_seconds"] = load_seconds
     timit, libri = scores["timit-sample"], scores["librispeech-sample"]
     info["headline"] = [f"TIMIT sample (unseen corpus): SDRi {timit['sdri']:.2f} dB; "
                         f"LibriSpeech sample test speakers: {libri['sdri']:.2f} dB ({libri['mixtures']} mixtures each)",
@@ -289,6 +295,19 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
         axis.legend(fontsize=8)
     figure.suptitle(f"{NAME}: learning curve")
     return save_figure(figure, path)
+
+
+def speed_text(info: dict) -> str:
+    """The card's speed paragraph from ``model.json``'s ``speed`` (measured by ``bench separate``)."""
+    speed = info.get("speed")
+    if not speed:
+        return "Not measured yet: `python -m speechsep.bench separate --corpus-root ../shared/data/librispeech-sample`."
+    return (f"Measured {speed['date']} on a 2-core {speed['cpu']}, nothing else running, by "
+            f"`python -m speechsep.bench separate --corpus-root ../shared/data/librispeech-sample`: "
+            f"`pretrained.load()` takes {speed['load_seconds']:.2f} s once TensorFlow is imported (importing "
+            f"TensorFlow and Keras took {speed['import_seconds']:.2f} s), and separating a 3 s mixture takes "
+            f"{speed['kmeans_seconds']:.3f} s with k-means (real-time factor {speed['kmeans_rtf']:.3f}; the first "
+            f"call also compiles, {speed['first_call_seconds']:.2f} s).")
 
 
 def card(args) -> None:
@@ -399,6 +418,10 @@ female-male pairs.
 The last row is the 12 fixed mixtures of the built-in LibriSpeech mini's speakers that this model never
 trained on (`speechsep.pretrained.regression_mixtures`): `tests/test_pretrained.py` pins this score and
 fails if the shipped model moves more than 0.3 dB away from it.
+
+## Speed
+
+{speed_text(info)}
 
 ## Limitations
 

@@ -78,12 +78,12 @@ def oracle_summaries(records: list[dict]) -> dict[str, dict]:
 
 
 def pretrained_row_name(name: str) -> str:
-    """The comparison row of the shipped model ``name``: marked as pretrained, with its steps and data."""
+    """The comparison row of the shipped model ``name``: marked as pretrained, with its steps (its data are in
+    its name and model card)."""
     from speechsep import pretrained
 
     info = pretrained.read_info(pretrained.FOLDER / name)
-    corpus = (info.get("data", {}).get("corpus") or {}).get("name", "?")
-    return f"{name} (pretrained: {info.get('optimizer_steps', 0):,} steps, {corpus})"
+    return f"{name} (pretrained, {info.get('optimizer_steps', 0):,} steps)"
 
 
 def evaluate_models(models: dict[str, object], records: list[dict], test_speakers: list[str],

@@ -18,6 +18,8 @@ Speaker ``c`` (0-based) is always drawn in :func:`speaker_color` ``(c)``
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -503,7 +505,8 @@ def plot_metric_bars(rows: Sequence[Mapping], metrics: Sequence[str] = ("snr_imp
                    error_kw={"elinewidth": 1.0, "ecolor": "0.2"})
     ax.axhline(0.0, color="0.2", linewidth=0.9)
     ax.set_xticks(positions)
-    ax.set_xticklabels([str(row.get("method", f"method {index + 1}")) for index, row in enumerate(rows)],
+    ax.set_xticklabels([textwrap.fill(str(row.get("method", f"method {index + 1}")), 18)  # long names: 2 lines
+                        for index, row in enumerate(rows)],
                        rotation=30 if rotate else 0, ha="right" if rotate else "center")
     for tick, row in zip(ax.get_xticklabels(), rows):
         if row.get("kind") == "oracle":

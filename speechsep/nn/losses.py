@@ -87,7 +87,6 @@ def deep_clustering_loss(embeddings, assignments, weights=None):
     """
     embeddings, assignments, weights = _embedding_loss_inputs(embeddings, assignments, weights,
                                                               "deep_clustering_loss")
-    dtype = embeddings.dtype
 
     root_weights = tf.sqrt(tf.maximum(weights, 0.0))[..., tf.newaxis]  # [B, N, 1]
     weighted_embeddings = embeddings * root_weights  # [B, N, D]
