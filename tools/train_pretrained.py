@@ -333,6 +333,7 @@ def card(args) -> None:
         f"{r['val_loss']} | {r['val_acc_pit']} | {r['val_sdri']} | {r['val_sdri_ff']} | {r['val_sdri_mm']} | "
         f"{r['val_sdri_fm']} |" for r in rows)
     scores = info.get("scores", {})
+    notes = "".join(f"Stage {s['stage']} {s['note']}.\n\n" for s in info["stages"] if s.get("note"))
 
     def score_row(name, command):
         block = scores.get(name)
@@ -389,7 +390,7 @@ stage's exported (float16) weights with a **fresh Adam state** (the optimizer re
 |---|---|---|---|---|---|---|---|---|---|
 {stage_rows}
 
-In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training.
+{notes}In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training.
 
 ## Learning curve
 
