@@ -144,7 +144,7 @@ def dc_budget(args) -> str:
 def bench_quality(args) -> dict:
     from speechsep.cli import corpus_from_args
     from speechsep.data import testset
-    from speechsep.eval.compare import oracle_summaries, tables_markdown
+    from speechsep.eval.compare import comparison_header, oracle_summaries, tables_markdown
     from speechsep.training.runner import ExperimentRun
 
     out = Path(args.out)
@@ -178,8 +178,7 @@ def bench_quality(args) -> dict:
     summaries.update(oracle_summaries(test.records))
     if candidates:
         write_candidates_table(out / "candidates", summaries, candidates, test.speakers, args)
-    header = (f"Test speakers never seen in training: {', '.join(test.speakers)}; {args.test_mixtures} "
-              f"mixtures; seed {args.seed}; DC budget {dc_budget(args)}, mask nets {args.mask_minutes} min "
+    header = (f"{comparison_header(test.speakers, args.test_mixtures)}; seed {args.seed}; DC budget {dc_budget(args)}, mask nets {args.mask_minutes} min "
               "of 2-core CPU training with dynamic mixing.")
     text = tables_markdown(summaries, header)
     print(text)

@@ -1,6 +1,6 @@
 """Reading audio files: any format soundfile reads, any rate and channel count, to float32 mono at 8 kHz.
 
-:func:`load_audio` decodes a file; :func:`probe_audio` and :func:`audio_header`
+:func:`read_audio` decodes a file as it is, :func:`load_audio` also to 8 kHz mono; :func:`probe_audio` and :func:`audio_header`
 check only its header (cheap, used while discovering a corpus; the header also
 gives the duration); :func:`load_audio_cached` keeps a
 bounded LRU cache of decoded utterances. Every failure is an
@@ -53,14 +53,13 @@ def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return scipy.signal.resample_poly(waveform, int(to_rate) // divisor, int(from_rate) // divisor)
 
 
-def load_audio(path, sample_rate: int = SAMPLE_RATE, non_finite: str = "zero") -> np.ndarray:
-    """Read any soundfile-readable file, downmix to mono, resample, float32 [samples].
+def read_audio(path, non_finite: str = "zero") -> tuple[np.ndarray, int]:
+    """Decode any soundfile-readable file as it is: (samples [samples, channels] float64, its sample rate).
 
     Handles RIFF/NIST SPHERE/FLAC, any channel count, any sample rate and bit
     depth. Raises :class:`AudioFileError` (naming the file) for a missing,
-    unreadable, non-audio or zero-length file. NaN or infinite samples become 0
-    (``non_finite="zero"``, for corpora) or raise (``"error"``, for a recording
-    a user asked to separate).
+    unreadable, non-audio or zero-length file, and with ``non_finite="error"``
+    for NaN or infinite samples (``"zero"`` leaves them to the caller).
     """
     path = Path(path)
     if not path.is_file():
@@ -76,6 +75,16 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE, non_finite: str = "zero") -
     if non_finite == "error" and not np.all(np.isfinite(data)):
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise AudioFileError(path, f"{bad} NaN or infinite sample(s): not a valid recording")
+    return data, int(file_rate)
+
+
+def load_audio(path, sample_rate: int = SAMPLE_RATE, non_finite: str = "zero") -> np.ndarray:
+    """:func:`read_audio`, downmixed to mono and resampled to ``sample_rate``: float32 [samples].
+
+    NaN or infinite samples become 0 (``non_finite="zero"``, for corpora) or
+    raise (``"error"``, for a recording a user asked to separate).
+    """
+    data, file_rate = read_audio(path, non_finite)
     mono = resample(data.mean(axis=1), file_rate, sample_rate)  # [samples]
     mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
     return mono.astype(np.float32)

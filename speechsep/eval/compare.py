@@ -58,13 +58,18 @@ def tables_markdown(summaries: dict[str, dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bar_rows(summaries: dict[str, dict]) -> list[dict]:
-    """Rows for :func:`speechsep.figures.plots.plot_metric_bars`, in study order."""
+def comparison_header(test_speakers, mixtures: int) -> str:
+    """The first line of a comparison's ``results.md``: its unseen test speakers and mixture count."""
+    return f"Test speakers never seen in training: {', '.join(test_speakers)}; {mixtures} mixtures"
+
+
+def bar_rows(summaries: dict[str, dict], study_ordered: bool = True) -> list[dict]:
+    """Rows for :func:`speechsep.figures.plots.plot_metric_bars`, in study order (or as given)."""
     rows = []
-    for name, summary in in_study_order(summaries).items():
+    for name, summary in (in_study_order(summaries) if study_ordered else summaries).items():
         row = {"method": name, "kind": "oracle" if name.startswith("oracle") else "model"}
         for key in ("snr_improvement", "sdr_improvement"):
-            stats = summary["overall"].get(key)
+            stats = (summary.get("overall") or {}).get(key)
             if stats is not None:
                 row[key], row[f"{key}_std"] = stats["mean"], stats["std"]
         rows.append(row)
@@ -119,7 +124,7 @@ def compare(runs: dict[str, object], records: list[dict], test_speakers: list[st
     write the comparison into ``out_dir`` and return the summaries in study order."""
     summaries = evaluate_models(runs, records, test_speakers, test_corpus)  # in study order; oracles last
     summaries.update(oracle_summaries(records))
-    header = header or f"Test speakers never seen in training: {', '.join(test_speakers)}; {len(records)} mixtures."
+    header = header or comparison_header(test_speakers, len(records)) + "."
     write_comparison(summaries, out_dir, header, len(records))
     return summaries
 
@@ -128,15 +133,16 @@ def add_rows(models: dict[str, object], records: list[dict], test_speakers: list
              test_corpus: str | None = None) -> dict[str, dict]:
     """Evaluate ``models`` on ``records`` and add them to the comparison already in ``out_dir`` (same mixtures:
     its header must name the same test speakers); rewrite its table and figure. Returns every row."""
-    import json
+    from speechsep.io import read_json_object
 
     results = out_dir / "results.json"
     if not results.is_file():
         raise ValueError(f"{results}: no comparison to add rows to (run without --add first)")
     header = (out_dir / "results.md").read_text().splitlines()[0]
-    expected = f"Test speakers never seen in training: {', '.join(test_speakers)}; {len(records)} mixtures."
+    expected = comparison_header(test_speakers, len(records)) + "."
     if not header.startswith(expected):
         raise ValueError(f"{out_dir / 'results.md'}: its test mixtures ({header!r}) differ from these ({expected!r})")
-    summaries = {**json.loads(results.read_text()), **evaluate_models(models, records, test_speakers, test_corpus)}
+    summaries = {**read_json_object(results, "comparison results"),
+                 **evaluate_models(models, records, test_speakers, test_corpus)}
     write_comparison(summaries, out_dir, header, len(records))
     return in_study_order(summaries)

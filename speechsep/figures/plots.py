@@ -311,15 +311,21 @@ def plot_history(history: Mapping, series: Sequence[tuple[str, str]], title: str
     """
     figure = _new_figure(6.4, 4.2)
     ax = figure.subplots()
+    _draw_history(ax, history, series, ylabel, events)
+    if title:
+        ax.set_title(title)
+    return figure
+
+
+def _draw_history(ax, history: Mapping, series: Sequence[tuple[str, str]], ylabel: str,
+                  events: Sequence[tuple[float, str]]) -> None:
+    """``series`` of ``history`` per epoch on ``ax`` with the ``events`` marked and a legend ("no data" if none)."""
     if _plot_series(ax, history, series):
         _mark_events(ax, events)
         ax.legend(fontsize="small")
     else:
         _empty_message(ax, "no data")
     ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    return figure
 
 
 def plot_accuracy(history: Mapping, prefix_title: str = "", events: Sequence[tuple[float, str]] = ()) -> Figure:
@@ -591,12 +597,7 @@ def plot_training_curves(history: Mapping, title: str = "", events: Sequence[tup
     left, right = figure.subplots(1, 2)
     for ax, series, label in ((left, (("loss", "train"), ("val_loss", "validation")), "loss"),
                               (right, (("acc_pit", "train"), ("val_acc_pit", "validation")), "PIT bin accuracy")):
-        if _plot_series(ax, history, series):
-            _mark_events(ax, events)
-            ax.legend(fontsize="small")
-        else:
-            _empty_message(ax, "no data")
-        ax.set_ylabel(label)
+        _draw_history(ax, history, series, label, events)
         ax.set_title(label)
     if title:
         figure.suptitle(title)

@@ -25,6 +25,7 @@ corrupt or truncated file is one ``ValueError`` naming it.
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,13 @@ def read_weights(folder) -> list[np.ndarray]:
     if not path.is_file():
         raise ValueError(f"{path}: no such file (the model folder is incomplete)")
     expected = read_info(folder).get("weights_sha256")
-    actual = sha256_of(path.read_bytes())
+    payload = path.read_bytes()  # read once: checked, then parsed
+    actual = sha256_of(payload)
     if actual != expected:
         raise ValueError(f"{path}: sha256 {actual[:16]}… does not match model.json's {str(expected)[:16]}… "
                          "(corrupt or truncated file; reinstall the package)")
     try:
-        return read_weights_file(path)
+        return read_weights_file(io.BytesIO(payload))
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"{path}: cannot read the weights ({error})") from None
 
@@ -116,13 +118,10 @@ def resolve(name_or_dir) -> Source:
 
 def build_network(source: Source):
     """The Keras network of ``source`` with its weights (shipped: built from the config; run: its checkpoint)."""
-    from speechsep.nn.models import build_model, load_model
+    from speechsep.nn.models import build_model, load_run_checkpoint
 
     if source.weights is None:
-        for name in ("best.keras", "last.keras"):
-            if (source.folder / name).is_file():
-                return load_model(source.folder / name, recurrent=source.config.recurrent)
-        raise ValueError(f"{source.folder}: no best.keras or last.keras checkpoint")
+        return load_run_checkpoint(source.folder)
     network = build_model(source.config)
     shapes = [tuple(w.shape) for w in network.get_weights()]
     if shapes != [tuple(w.shape) for w in source.weights]:
@@ -186,17 +185,26 @@ class PretrainedModel:
         A file that cannot be read, or holds NaN or infinite samples, raises a
         ``ValueError`` naming it.
         """
-        import soundfile
-
-        from speechsep.data.audio import AudioFileError, load_audio
+        from speechsep.data.audio import AudioFileError, read_audio
 
         path = Path(path)
-        load_audio(path, non_finite="error")  # every problem of the file, named, before any work
-        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+        data, rate = read_audio(path, non_finite="error")  # every problem of the file, named, before any work
         try:
             return self.separate(data, rate, num_speakers)
         except ValueError as error:
             raise AudioFileError(path, str(error)) from None
+
+
+def bare_speaker(speaker) -> str:
+    """A speaker id without its corpus namespace (``librispeech-sample:103`` -> ``103``)."""
+    from speechsep.data.corpus import NAMESPACE_SEPARATOR
+
+    return str(speaker).split(NAMESPACE_SEPARATOR)[-1]
+
+
+def split_speakers_of(info: dict, split: str) -> set[str]:
+    """The bare ids of the ``split`` speakers a model description (``model.json``) lists."""
+    return {bare_speaker(s) for s in info["data"]["splits"][split]}
 
 
 def regression_mixtures(name: str = DEFAULT_MODEL, count: int = 12) -> tuple[list[dict], list[str]]:
@@ -210,8 +218,7 @@ def regression_mixtures(name: str = DEFAULT_MODEL, count: int = 12) -> tuple[lis
     from speechsep.data.testset import draw_mixtures
 
     info = read_info(FOLDER / name)
-    unseen = {s.split(":")[-1] for s in info["data"]["splits"]["test"]}
-    trained = {s.split(":")[-1] for s in info["data"]["splits"]["train"]}
+    unseen, trained = split_speakers_of(info, "test"), split_speakers_of(info, "train")
     corpus = find_corpus(None, "librispeech-mini", [])
     speakers = sorted(s for s in corpus.speakers if s in unseen and s not in trained)
     return draw_mixtures(corpus, speakers, MixingConfig(num_speakers=2, seed=0), count), speakers
@@ -219,8 +226,8 @@ def regression_mixtures(name: str = DEFAULT_MODEL, count: int = 12) -> tuple[lis
 
 def unseen_records(name: str, records: list[dict]) -> list[dict]:
     """The mixture records none of whose speakers the shipped model ``name`` trained on (bare ids compared)."""
-    trained = {s.split(":")[-1] for s in read_info(FOLDER / name)["data"]["splits"]["train"]}
-    return [r for r in records if not trained & {str(s).split(":")[-1] for s in r["speakers"]}]
+    trained = split_speakers_of(read_info(FOLDER / name), "train")
+    return [r for r in records if not trained & {bare_speaker(s) for s in r["speakers"]}]
 
 
 def load(name_or_dir: str = DEFAULT_MODEL) -> PretrainedModel:

@@ -275,7 +275,7 @@ def write_report(runs: list[RunInfo], out, test, mixtures: int = 6, oracles: boo
     if listed and listed != sorted(map(str, test.speakers)):
         notes.append(f"These test mixtures use speakers {', '.join(map(str, test.speakers))}; the runs' "
                      f"results.json lists {', '.join(listed)}.")
-    figure = plots.plot_metric_bars(_bar_rows(summaries),
+    figure = plots.plot_metric_bars(compare.bar_rows(summaries, study_ordered=False),
                                     title=f"Improvement over the mixture ({len(records)} test mixtures, mean ± std)")
     figure_path = _figure(figure, assets / "comparison.png")
 
@@ -334,19 +334,6 @@ def _rank_label(rows: list[dict] | None, index: int) -> str:
     values = [_finite(r.get("sdr_improvement")) for r in rows if r["pair_type"] == kind]
     value = _finite(rows[index].get("sdr_improvement"))
     return "best" if value == max(values) else "worst" if value == min(values) else ""
-
-
-def _bar_rows(summaries: dict) -> list[dict]:
-    """Bar-chart rows of ``summaries`` in the given order (runs as given, oracles after them)."""
-    rows = []
-    for name, summary in summaries.items():
-        row = {"method": name, "kind": "oracle" if name.startswith("oracle") else "model"}
-        for key in ("snr_improvement", "sdr_improvement"):
-            stats = (summary.get("overall") or {}).get(key)
-            if stats is not None:
-                row[key], row[f"{key}_std"] = stats["mean"], stats["std"]
-        rows.append(row)
-    return rows
 
 
 def _pair(record: dict) -> str:

@@ -220,7 +220,7 @@ class Separator:
 
     @classmethod
     def from_run_dir(cls, run_dir) -> "Separator":
-        from speechsep.nn.models import load_model
+        from speechsep.nn.models import load_run_checkpoint
         from speechsep.data.shards import load_stats
 
         run_dir = Path(run_dir)
@@ -228,12 +228,7 @@ class Separator:
         if not config_path.is_file():
             raise ValueError(f"{run_dir} is not a training run folder (no config.json)")
         config = ExperimentConfig.load(config_path)
-        for name in ("best.keras", "last.keras"):
-            if (run_dir / name).is_file():
-                model = load_model(run_dir / name)
-                break
-        else:
-            raise ValueError(f"{run_dir}: no best.keras or last.keras checkpoint")
+        model = load_run_checkpoint(run_dir)
         mean, std = load_stats(run_dir)
         return cls(model, config, mean, std)
 

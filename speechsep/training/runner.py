@@ -502,7 +502,7 @@ class ExperimentRun:
         result = {"model": name, "mixtures": len(unseen), "of": len(records),
                   "shipped_sdri": float(np.mean([r["sdr_improvement"] for r in shipped])),
                   "this_run_sdri": float(np.mean([r["sdr_improvement"] for r in own]))}
-        info = pretrained.read_info(pretrained.FOLDER / name)
+        info = model.source.info  # its model.json
         card = (info.get("scores") or {}).get("librispeech-sample")
         card = (f"; its model card: {card['sdri']:.2f} dB on {card['mixtures']} mixtures of unseen LibriSpeech "
                 "speakers" if card else "")
