@@ -289,8 +289,9 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     for axis in (loss_axis, sdr_axis):
         for row, previous in zip(rows[1:], rows):
             if row["stage"] != previous["stage"]:
-                axis.axvline((int(row["optimizer_steps"]) + int(previous["optimizer_steps"])) / 2, color="grey",
-                             linestyle=":", label=f"stage {row['stage']} (fresh Adam)")
+                # the boundary is the previous stage's last point: the next stage starts from those weights
+                axis.axvline(int(previous["optimizer_steps"]), color="grey", linestyle=":",
+                             label=f"stage {row['stage']} starts (fresh Adam)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(f"{NAME}: learning curve")

@@ -28,13 +28,13 @@ import numpy as np
 import tensorflow as tf
 
 from speechsep import signal
-from speechsep.config import MASK_LOSSES  # the mask targets: one per mask-head loss
+from speechsep.config import MASK_LOSSES, ExperimentConfig  # MASK_LOSSES: the mask targets, one per mask-head loss
 from speechsep.data.corpus import Corpus
 from speechsep.data.mixing import MixingConfig, make_mixture
 from speechsep.data.shards import ShardError, compute_stats, load_shard, load_stats, read_index, verify_shards
 from speechsep.signal import N_BINS
 
-CHUNK_FRAMES = 100
+CHUNK_FRAMES = ExperimentConfig.chunk_frames  # the config's default chunk length, in frames
 SHUFFLE_BUFFER = 2048
 _PIPELINE_ERRORS: list[ShardError] = []  # raised inside tf.data generators, for original_error()
 TARGET_KEYS = ("ibm", "active", "mixture_magnitude", "source_targets")  # in the order chunk_record yields them
