@@ -43,7 +43,8 @@ def main(argv=None):
     separate.add_argument("--repeats", type=int, default=7, help="timed repeats; the median is reported")
     meanshift = commands.add_parser("meanshift", help="speaker counting: count-confusion matrix per method, "
                                                       "mean-shift per bandwidth")
-    meanshift.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering", help="a deep-clustering run folder")
+    meanshift.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering",
+                           help="a deep-clustering run folder or a shipped model (e.g. dc-librispeech)")
     _corpus(meanshift)
     meanshift.add_argument("--mixtures", type=int, default=50, help="mixtures per set (default 50)")
     meanshift.add_argument("--talkers", nargs="+", action=TalkersAction, default=None, metavar="K",

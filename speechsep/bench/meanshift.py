@@ -56,9 +56,10 @@ def bench_meanshift(args) -> dict:
     from speechsep.data import testset
     from speechsep.data.mixing import MixingConfig, split_speakers
     from speechsep.separation import cluster, counting
-    from speechsep.separation.separator import Separator, embeddings_of
+    from speechsep import pretrained
+    from speechsep.separation.separator import embeddings_of
 
-    separator = Separator.from_run_dir(args.model)
+    separator = pretrained.load(args.model).separator  # a shipped model's name or a run folder
     config = separator.config
     talkers = tuple(args.talkers) if args.talkers else (config.talker_set if config.counts_talkers else (1, 2, 3))
     corpus = corpus_from_args(args)
