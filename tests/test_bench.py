@@ -33,6 +33,8 @@ def test_bench_separate_times_every_readout_of_a_run(trained_runs, capsys):
     for row in rows:
         assert row["model"] == "deepclustering" and row["seconds"] > 0
         assert row["rtf"] == pytest.approx(row["seconds"] / 3.0)  # a 3 s mixture (toy utterances joined)
+        assert row["first_call_seconds"] > 0 and row["load_seconds"] > 0 and row["import_seconds"] >= 0
+    assert f"load: {rows[0]['load_seconds']:.2f} s" in capsys.readouterr().out  # the run's load time, in each row
     (mask_row,) = bench_main(["separate", "--model", str(trained_runs / "feedforward"), "--corpus", "toy",
                               "--repeats", "1"])
     assert mask_row["readout"] == "mask"

@@ -14,6 +14,7 @@ split (seed 0). Each stage is one run folder ``runs/pretrained/<name>/stage-N``:
     nice python tools/train_pretrained.py train --stage N --minutes M > runs/pretrained/stage-N.log 2>&1 &
     python tools/train_pretrained.py curve --stage N      # validation loss + SDRi of every snapshot
     python tools/train_pretrained.py export --stage N     # into speechsep/pretrained/<name>/
+    python tools/train_pretrained.py speed                # load time and real-time factor, alone on the CPU
     python tools/train_pretrained.py score                # test scores and the regression mixtures
     python tools/train_pretrained.py card                 # MODEL_CARD.md and learning_curve.png
 
@@ -221,6 +222,30 @@ def export(args) -> None:
     pretrained.export(network, config.replace(epochs=config.epochs, minutes=None), load_stats(out), model_dir(), info)
     print(f"Exported stage {args.stage} ({stage['optimizer_steps']} steps, {info['optimizer_steps']} in all) "
           f"to {model_dir()}")
+
+
+def speed(args) -> None:
+    """Time loading and separating with ``bench separate`` and write it into ``model.json["speed"]``."""
+    import datetime
+
+    from speechsep import pretrained
+    from speechsep.bench.__main__ import build_parser
+    from speechsep.bench.separate import bench_separate
+    from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
+    from speechsep.io import atomic_write_json
+
+    rows = bench_separate(build_parser().parse_args(["separate", "--model", NAME, "--corpus-root", str(CORPUS)]))
+    kmeans = next(row for row in rows if row["readout"] == "kmeans")
+    cpu = cpu_info()
+    info = pretrained.read_info(model_dir())
+    info["speed"] = {"cpu": f"{cpu.name} ({', '.join(sorted(cpu.flags & set(CPU_FLAGS_OF_NOTE)))})",
+                     "date": datetime.date.today().isoformat(),
+                     "first_call_seconds": round(kmeans["first_call_seconds"], 2),
+                     "import_seconds": round(kmeans["import_seconds"], 2),
+                     "kmeans_rtf": round(kmeans["rtf"], 3), "kmeans_seconds": round(kmeans["seconds"], 3),
+                     "load_seconds": round(kmeans["load_seconds"], 2)}
+    atomic_write_json(model_dir() / pretrained.INFO_FILE, info)
+    print(f"Wrote the speed into {model_dir() / pretrained.INFO_FILE}: {info['speed']}")
 
 
 TIMIT = ROOT.parent / "shared" / "data" / "timit-sample"
@@ -449,6 +474,8 @@ def main(argv=None) -> None:
     command.add_argument("extra", nargs="*", help="more training-script flags, after --")
     command = commands.add_parser("score", help="score the exported model on both samples' test speakers")
     command.add_argument("--mixtures", type=int, default=TEST_MIXTURES, help="test mixtures per set")
+    commands.add_parser("speed", help="time loading and separating (bench separate) into model.json; "
+                                      "run it with nothing else on the CPU")
     commands.add_parser("card", help="write MODEL_CARD.md and learning_curve.png from model.json and curve.csv")
     for name, function in (("curve", "score every snapshot of a stage on validation mixtures"),
                            ("export", "export a finished stage into the package")):
@@ -462,7 +489,7 @@ def main(argv=None) -> None:
                                       "or its best on the validation loss")
     args = parser.parse_args(argv)
     {"train": train, "curve": curve, "export": export, "score": score_sets,
-     "card": card}[args.command](args)
+     "speed": speed, "card": card}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ def _corpus(parser) -> None:
     parser.set_defaults(timit=SHARED_SAMPLE)
 
 
-def main(argv=None):
-    program_start()  # the entry point: quiet TensorFlow start-up
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of every benchmark (``python -m speechsep.bench BENCHMARK --help``)."""
     parser = argparse.ArgumentParser(prog="python -m speechsep.bench",
                                      description="Benchmarks: each prints a table of what it measured.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="BENCHMARK",
@@ -113,7 +113,12 @@ def main(argv=None):
     train.add_argument("--inter-op", type=int, default=0, help="TensorFlow inter-op threads (default 0: all)")
     train.add_argument("--no-ceiling", action="store_true", help="skip the matmul ceiling")
     train.add_argument("--scratch", default=None, help="folder for the temporary shard dataset (deleted after)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    program_start()  # the entry point: quiet TensorFlow start-up
+    args = build_parser().parse_args(argv)
     from speechsep.bench.data import bench_data
     from speechsep.bench.discovery import bench_discovery
     from speechsep.bench.meanshift import bench_meanshift

@@ -1,4 +1,10 @@
-"""``bench separate``: load time, and the real-time factor of separating a 3 s mixture per readout (median of repeats)."""
+"""``bench separate``: load time, and the real-time factor of separating a 3 s mixture per readout (median of repeats).
+
+One row per readout: ``model``, ``readout``, ``seconds`` (median, 3 s mixture),
+``rtf``, ``first_call_seconds`` (tracing and compiling included), and the
+run's ``load_seconds`` and ``import_seconds`` (TensorFlow and Keras), the same
+in every row.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +48,8 @@ def bench_separate(args) -> list[dict]:
     imported = time.perf_counter() - start
     start = time.perf_counter()
     separator = reference_separator() if args.reference else pretrained.load(args.model).separator
-    print(f"load: {time.perf_counter() - start:.2f} s ({'reference network' if args.reference else args.model}), "
+    loaded = time.perf_counter() - start
+    print(f"load: {loaded:.2f} s ({'reference network' if args.reference else args.model}), "
           f"after {imported:.2f} s importing TensorFlow and Keras")
     test = testset.from_corpus(corpus_from_args(args), 20, mixing=MixingConfig(length_mode="max"))
     length = int(SECONDS * SAMPLE_RATE)
@@ -73,7 +80,8 @@ def bench_separate(args) -> list[dict]:
         seconds = float(np.median(times))
         name = f"{readout} + {separator.config.count_method} count" if counted else readout
         rows.append({"model": separator.config.experiment, "readout": name, "seconds": seconds,
-                     "rtf": seconds / SECONDS, "first_call_seconds": first})
+                     "rtf": seconds / SECONDS, "first_call_seconds": first, "load_seconds": loaded,
+                     "import_seconds": imported})
         print(f"{separator.config.experiment:<24}{name:<20}{seconds:>20.3f}{seconds / SECONDS:>8.3f}"
               f"{first:>16.2f}")
     return rows
