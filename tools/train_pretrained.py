@@ -311,14 +311,18 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     sdr_axis.set(xlabel="optimizer steps", ylabel="SDRi (dB)",
                  title=f"Validation SDRi ({rows[-1]['val_mixtures']} mixtures of the validation speakers)")
     loss_axis.ticklabel_format(axis="y", useOffset=False)
+    # a stage's boundary is the previous stage's last point: the next stage starts from those weights
+    boundaries = [(int(previous["optimizer_steps"]), row["stage"]) for row, previous in zip(rows[1:], rows)
+                  if row["stage"] != previous["stage"]]
     for axis in (loss_axis, sdr_axis):
-        for row, previous in zip(rows[1:], rows):
-            if row["stage"] != previous["stage"]:
-                # the boundary is the previous stage's last point: the next stage starts from those weights
-                axis.axvline(int(previous["optimizer_steps"]), color="grey", linestyle=":",
-                             label=f"stage {row['stage']} starts (fresh Adam)")
+        for index, (step, stage) in enumerate(boundaries):
+            axis.axvline(step, color="grey", linestyle=":",
+                         label="a stage starts (fresh Adam)" if index == 0 else None)
+            axis.text(step, 0.02, f" stage {stage}", transform=axis.get_xaxis_transform(), color="grey",
+                      fontsize=8, va="bottom")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+    loss_axis.legend(fontsize=8, loc="upper right")
+    sdr_axis.legend(fontsize=8, loc="upper left")
     figure.suptitle(f"{NAME}: learning curve")
     return save_figure(figure, path)
 
