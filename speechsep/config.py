@@ -79,6 +79,15 @@ class ExperimentConfig:
       on, train on chunks of ``long_chunk_frames`` frames instead of
       ``chunk_frames``, with as many frames per batch (``long_batch_size``);
       validation keeps ``chunk_frames``.
+
+    Counting talkers (dc model only): ``talkers`` is the set of talker
+    counts the training mixtures draw from (e.g. ``(1, 2, 3)``, weighted by
+    ``talker_weights``; ``None``: always ``num_speakers``). A model trained
+    on several counts estimates the count at test time with ``count_method``
+    (:data:`speechsep.separation.counting.COUNTERS`) at its tuned setting
+    ``count_threshold`` (the eigenvalue share, the least silhouette or the
+    mean-shift bandwidth, :data:`speechsep.separation.counting.THRESHOLDS`;
+    ``None``: the method's own default).
     """
 
     experiment: str = "deepclustering"
@@ -119,6 +128,7 @@ class ExperimentConfig:
     talkers: tuple[int, ...] | None = None
     talker_weights: tuple[float, ...] | None = None
     count_method: str = "meanshift"
+    count_threshold: float | None = None
 
     def __post_init__(self):
         self._normalise_talkers()
@@ -168,6 +178,8 @@ class ExperimentConfig:
         """Tuples for ``talkers``/``talker_weights`` (config.json holds lists), then check them (``ValueError``)."""
         if self.count_method not in COUNT_METHODS:
             raise ValueError(f"config.count_method must be one of {COUNT_METHODS}, got {self.count_method!r}")
+        if self.count_threshold is not None and not self.count_threshold > 0:
+            raise ValueError(f"config.count_threshold must be > 0 (or None), got {self.count_threshold!r}")
         if self.talkers is None:
             if self.talker_weights is not None:
                 raise ValueError("config.talker_weights needs config.talkers (the talker counts they weight)")

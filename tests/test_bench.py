@@ -56,7 +56,8 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
     assert set(result["confusions"]) == {f"{method} {split}" for method in COUNT_METHODS for split in ("valid", "test")}
     test = np.asarray(result["confusions"]["eigengap test"]["matrix"])
     assert test.shape == (3, 3) and list(test.sum(axis=1)) == [2, 2, 2]
-    assert "eigengap (its defaults, chosen on validation), test mixtures" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "eigengap (its defaults, chosen on validation), test mixtures" in out
     # every setting of every method is scored; each method's matrices are those of its setting chosen on validation
     settings = [(row["method"], row["params"]) for row in result["counting"]]
     assert ("eigenvalues", {"threshold": 0.1}) in settings and ("silhouette", {"min_silhouette": 0.3}) in settings
@@ -64,6 +65,10 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
     for method, params in result["chosen"].items():
         row = next(r for r in result["counting"] if r["method"] == method and r["params"] == params)
         assert row["matrices"]["test"] == result["confusions"][f"{method} test"]["matrix"]
+    # the best pair on validation, printed as the flags that make it a run's default
+    best = result["best"]
+    assert best["params"] == result["chosen"][best["method"]]
+    assert f"--count-method {best['method']}" in out.split("Best on validation")[-1]
 
 
 @pytest.mark.slow  # uses trained_runs

@@ -322,6 +322,25 @@ def test_read_masks_of_a_counting_model_gives_one_mask_per_counted_talker(readou
     assert not counts_talkers(ExperimentConfig.for_experiment("meanshift"))  # trained on 2 talkers: no count
 
 
+def test_the_configs_count_threshold_sets_the_counting_methods_parameter():
+    embeddings = blobs(3, points=3000, seed=9).reshape(30, 100, 20)  # shares 50 / 30 / 20 %
+    active = np.ones((30, 100), bool)
+    counts = {}
+    for threshold in (None, 0.25, 0.4):
+        config = ExperimentConfig.for_experiment("meanshift", talkers=(1, 2, 3), count_method="eigenvalues",
+                                                 count_threshold=threshold, readout="kmeans")
+        counts[threshold] = read_masks(embeddings, active, config, estimate_count=True).n_found
+    assert counts == {None: 3, 0.25: 2, 0.4: 1}  # eigenvalues above the share: 3 at the default 0.1
+    meanshift = ExperimentConfig.for_experiment("meanshift", talkers=(1, 2), meanshift_bandwidth=0.3)
+    assert counting.config_params(meanshift) == {"bandwidth": 0.3}  # the clustering's bandwidth, unless set
+    assert counting.config_params(meanshift.replace(count_threshold=0.2)) == {"bandwidth": 0.2}
+    assert counting.config_params(meanshift.replace(count_method="eigengap", count_threshold=0.2)) == {}
+    assert set(counting.THRESHOLDS) <= set(counting.COUNTERS)
+    with pytest.raises(ValueError, match="count_threshold"):
+        ExperimentConfig(count_threshold=0.0)
+    assert "count_threshold" in RESUMABLE_FIELDS  # a test-time choice
+
+
 # ----------------------------------------------------------------------------- separate
 
 

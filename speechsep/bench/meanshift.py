@@ -151,20 +151,28 @@ def bench_meanshift(args) -> dict:
                 print("\n" + format_confusion(np.asarray(entry["matrix"]),
                                               f"{method} ({setting}, chosen on validation), {split} mixtures "
                                               f"({entry['right']:.0%} right):"))
+    scores = {method: np.mean([value for value in row["right"]["valid"].values() if value is not None])
+              for method in chosen for row in results if row["method"] == method and row["params"] == chosen[method]}
+    best_method = max(scores, key=lambda method: (np.nan_to_num(scores[method], nan=-1.0), method == "meanshift"))
+    flags = f"--count-method {best_method}" + "".join(f" --count-threshold {value:g}"
+                                                        for value in chosen[best_method].values())
+    print(f"\nBest on validation ({scores[best_method]:.0%} right on average over K): {flags}")
     return {"sweep": sweep, "counting": results, "chosen": chosen, "confusions": confusions,
-            "talkers": list(talkers)}
+            "talkers": list(talkers), "best": {"method": best_method, "params": chosen[best_method]}}
 
 
 def count_settings(method: str, args, config) -> list[dict]:
-    """The parameter settings of counting ``method`` to try: bandwidths, eigenvalue thresholds, silhouettes."""
-    if method == "meanshift":
-        bandwidths = list(args.bandwidths) + ([config.meanshift_bandwidth] if config.meanshift_bandwidth else [])
-        return [{"bandwidth": float(b)} for b in sorted(set(bandwidths))]
-    if method == "eigenvalues":
-        return [{"threshold": float(t)} for t in args.eigen_thresholds]
-    if method == "silhouette":
-        return [{"min_silhouette": float(m)} for m in args.min_silhouettes]
-    return [{}]
+    """The settings of counting ``method`` to try: its :data:`~speechsep.separation.counting.THRESHOLDS` parameter
+    at ``--bandwidths`` (mean-shift), ``--eigen-thresholds`` or ``--min-silhouettes``, plus the run's own."""
+    from speechsep.separation import counting
+
+    name = counting.THRESHOLDS.get(method)
+    values = {"meanshift": args.bandwidths, "eigenvalues": args.eigen_thresholds,
+              "silhouette": args.min_silhouettes}.get(method)
+    if not name or not values:
+        return [{}]
+    own = counting.config_params(config.replace(count_method=method)).get(name)
+    return [{name: float(value)} for value in sorted(set(values) | ({own} if own is not None else set()))]
 
 
 def _right(matrix, k: int):

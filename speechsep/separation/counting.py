@@ -140,6 +140,23 @@ COUNTERS = {"meanshift": count_meanshift, "eigenvalues": count_eigenvalues, "eig
 """The counting methods by name (``ExperimentConfig.count_method``): ``(points [N, D], k_max, seed, **params) -> K``."""
 assert tuple(COUNTERS) == COUNT_METHODS, "speechsep.config.COUNT_METHODS must list the counters of this module"
 
+THRESHOLDS = {"meanshift": "bandwidth", "eigenvalues": "threshold", "silhouette": "min_silhouette"}
+"""Each method's one tuned parameter, the one ``ExperimentConfig.count_threshold`` sets (eigengap has none)."""
+
+
+def config_params(config) -> dict:
+    """The keyword arguments of ``config.count_method`` that ``config`` sets (for :func:`count_talkers`).
+
+    ``config.count_threshold`` sets the method's :data:`THRESHOLDS` parameter;
+    mean-shift without it counts with ``config.meanshift_bandwidth`` (the
+    bandwidth its clustering uses). ``{}``: the method's own defaults.
+    """
+    value = config.count_threshold
+    if value is None and config.count_method == "meanshift":
+        value = config.meanshift_bandwidth
+    name = THRESHOLDS.get(config.count_method)
+    return {name: float(value)} if name and value is not None else {}
+
 
 def count_talkers(embeddings, active, method: str, talkers, seed: int = 0, max_fit_points=MAX_FIT_POINTS,
                   **params) -> int:

@@ -130,11 +130,8 @@ def read_masks(output, active: np.ndarray, config: ExperimentConfig, num_sources
     if estimate_count and counts_talkers(config, readout):
         from speechsep.separation import counting
 
-        params = {}
-        if config.count_method == "meanshift" and config.meanshift_bandwidth is not None:
-            params["bandwidth"] = config.meanshift_bandwidth
         count = counting.count_talkers(embeddings_of(output), active, config.count_method,
-                                       talkers or config.talker_set, seed=seed, **params)
+                                       talkers or config.talker_set, seed=seed, **counting.config_params(config))
         result = read_masks(output, active, config, num_sources or count, readout, seed)
         return dataclasses.replace(result, n_found=count)
     num_sources = num_sources or config.num_speakers

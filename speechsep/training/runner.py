@@ -130,6 +130,10 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
         counting.add_argument("--count-method", choices=COUNT_METHODS, default=defaults.count_method,
                               help="how a model trained on several --talkers counts them at test time "
                                    "(speechsep.separation.counting; default %(default)s)")
+        counting.add_argument("--count-threshold", type=float, default=defaults.count_threshold,
+                              help="the counting method's tuned setting: the eigenvalue share (eigenvalues), "
+                                   "the least silhouette of several talkers (silhouette), the bandwidth "
+                                   "(meanshift); default %(default)s: the method's own")
     else:
         group.add_argument("--loss", choices=("mse", "pit"), default=defaults.loss,
                            help="mse against the source-1 IBM (original) or permutation-invariant (uPIT) "

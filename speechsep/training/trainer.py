@@ -279,7 +279,7 @@ def _sample_chunks(dataset: tf.data.Dataset, count: int) -> tuple:
 # ----------------------------------------------------------------------------- resuming
 
 RESUMABLE_FIELDS = frozenset({"epochs", "minutes", "strategy", "readout", "meanshift_bandwidth", "soft_mask_beta",
-                              "jit_compile", "count_method"})
+                              "jit_compile", "count_method", "count_threshold"})
 """Config fields a rerun may change and still resume the run (budgets and test-time choices); any other
 change is refused, naming the field."""
 
