@@ -160,3 +160,14 @@ def test_quality_reuse_dc_network_scores_another_readout(trained_runs, toy_datas
     with pytest.raises(ValueError, match="train the deepclustering row first"):
         quality.reuse_dc_network(tmp_path / "missing", tmp_path / "bidiloss", "bidiloss", "pca_sign",
                                  test.records, test.speakers)
+
+
+def test_a_corpus_option_replaces_the_benches_default_corpus():
+    from speechsep.bench import SHARED_SAMPLE
+    from speechsep.bench.__main__ import parse_args
+
+    alone = parse_args(["meanshift", "--model", "m", "--corpus-root", "R"])
+    assert (alone.timit, alone.corpus_root) == (None, ["R"])  # R alone, not R beside the TIMIT sample
+    assert parse_args(["meanshift", "--model", "m"]).timit == SHARED_SAMPLE
+    assert parse_args(["separate", "--corpus", "toy"]).timit is None
+    assert parse_args(["train"]).timit is None  # bench train picks its own two-corpus default

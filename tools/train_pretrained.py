@@ -229,12 +229,12 @@ def speed(args) -> None:
     import datetime
 
     from speechsep import pretrained
-    from speechsep.bench.__main__ import build_parser
+    from speechsep.bench.__main__ import parse_args
     from speechsep.bench.separate import bench_separate
     from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
     from speechsep.io import atomic_write_json
 
-    rows = bench_separate(build_parser().parse_args(["separate", "--model", NAME, "--corpus-root", str(CORPUS)]))
+    rows = bench_separate(parse_args(["separate", "--model", NAME, "--corpus-root", str(CORPUS)]))
     kmeans = next(row for row in rows if row["readout"] == "kmeans")
     cpu = cpu_info()
     info = pretrained.read_info(model_dir())

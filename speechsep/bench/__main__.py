@@ -12,7 +12,17 @@ from speechsep.cli import TalkersAction, add_corpus_arguments, program_start, ru
 
 def _corpus(parser) -> None:
     add_corpus_arguments(parser, speakers=False, seed=False)
-    parser.set_defaults(timit=SHARED_SAMPLE)
+    parser.set_defaults(default_corpus=SHARED_SAMPLE)  # only when no corpus option is given: see parse_args
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The parsed command line of a benchmark; with no ``--timit``, ``--corpus-root`` or ``--corpus`` the
+    corpus is the shared TIMIT sample (``--corpus-root X`` alone is X alone, not X beside the sample)."""
+    args = build_parser().parse_args(argv)
+    default = getattr(args, "default_corpus", None)
+    if default and args.timit is None and not getattr(args, "corpus_root", None) and args.corpus is None:
+        args.timit = default
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     meanshift.add_argument("--min-silhouettes", type=float, nargs="+", default=[0.2, 0.3, 0.4],
                            help="silhouette counting: the silhouettes below which one talker is counted, to try")
     softmask = commands.add_parser("softmask", help="binary against soft clustering masks per beta (validation)")
-    softmask.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering", help="a deep-clustering run folder")
+    softmask.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering",
+                          help="a deep-clustering run folder or a shipped model (e.g. dc-librispeech)")
     _corpus(softmask)
     softmask.add_argument("--split", choices=("valid", "test"), default="valid",
                           help="whose speakers are mixed: tune on valid (default), report on test")
@@ -102,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--timeout", type=float, default=600.0, help="limit per row in seconds (default 600)")
     train = commands.add_parser("train", help="training steps/s and GFLOP/s against the sgemm ceiling; input wait")
     _corpus(train)
-    train.set_defaults(timit=None)  # input-wait rows default to the TIMIT + LibriSpeech samples (see bench.train)
+    train.set_defaults(default_corpus=None)  # input-wait rows default to the TIMIT + LibriSpeech samples (see bench.train)
     train.add_argument("--variants", default=None,
                        help="comma-separated rows: keras, keras +jit, fast, fast +jit, fast +jit bf16 (default all)")
     train.add_argument("--steps", type=int, default=10, help="timed steps per variant (default 10)")
@@ -118,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     program_start()  # the entry point: quiet TensorFlow start-up
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     from speechsep.bench.data import bench_data
     from speechsep.bench.discovery import bench_discovery
     from speechsep.bench.meanshift import bench_meanshift

@@ -16,15 +16,16 @@ def bench_softmask(args) -> list[dict]:
     from speechsep.data import testset
     from speechsep.eval.compare import PAIR_TYPES
     from speechsep.eval.evaluation import check_unseen, score_record, summarise
-    from speechsep.separation.separator import Separator, read_masks, single_threaded_blas
+    from speechsep import pretrained
+    from speechsep.separation.separator import read_masks, single_threaded_blas
 
-    separator = Separator.from_run_dir(args.model)
-    config = separator.config
+    model = pretrained.load(args.model)  # a shipped model's name or a run folder
+    separator, config = model.separator, model.config
     if config.model != "dc":
         raise ValueError(f"{args.model}: bench softmask needs a deep-clustering run, not a {config.model!r} model")
     corpus = corpus_from_args(args)
     mixtures = testset.from_corpus(corpus, args.mixtures, config.seed, config.num_speakers, split=args.split)
-    check_unseen(args.model, mixtures.speakers, mixtures.corpus)
+    check_unseen(model.source.folder, mixtures.speakers, mixtures.corpus)
     print(f"{mixtures.description}; network {args.model}; readout {config.readout}")
     betas = [None] + sorted(args.betas)
     rows = {beta: [] for beta in betas}
