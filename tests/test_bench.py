@@ -71,6 +71,16 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
     assert f"--count-method {best['method']}" in out.split("Best on validation")[-1]
 
 
+def test_a_counting_setting_ranks_by_the_targets_it_meets_then_by_its_mean():
+    from speechsep.bench.meanshift import validation_score
+
+    lone_and_pairs = validation_score({1: 1.0, 2: 0.94, 3: 0.0})  # meets K=1 and K=2
+    half_everywhere = validation_score({1: 0.9, 2: 0.5, 3: 0.7})  # a higher mean, meets none
+    assert lone_and_pairs == (2, pytest.approx(0.6467, abs=1e-4)) and half_everywhere[0] == 0
+    assert lone_and_pairs > half_everywhere
+    assert validation_score({1: 1.0, 2: None, 3: 0.5}) == (1, 0.75)  # no mixture of K: left out
+
+
 @pytest.mark.slow  # uses trained_runs
 def test_bench_softmask_scores_binary_then_each_beta_on_validation_speakers(trained_runs, capsys):
     rows = bench_main(["softmask", "--model", str(trained_runs / "deepclustering"), "--corpus", "toy",

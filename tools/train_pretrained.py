@@ -51,7 +51,15 @@ CONFIG = dict(
 VALID_MIXTURES = 50  # validation mixtures scored at every snapshot (the validation speakers only)
 CURVE_FILE = "curve.csv"
 CURVE_FIELDS = ("stage", "val_mixtures", "optimizer_steps", "minutes", "learning_rate", "train_loss", "val_loss",
-                "val_acc_pit", "val_sdri", "val_sdri_ff", "val_sdri_mm", "val_sdri_fm")
+                "val_acc_pit", "val_sdri", "val_sdri_ff", "val_sdri_mm", "val_sdri_fm", "dc_loss")
+FIRST_OBJECTIVE = "dc_whitened"  # the objective of the stages recorded before curve.csv and model.json named it
+OBJECTIVES = {"dc_whitened": "whitened k-means objective (Wang, Le Roux, Hershey, ICASSP 2018)",
+              "dc": "paper's objective ‖VVᵀ − YYᵀ‖² (Hershey et al., ICASSP 2016)"}
+
+
+def objective(row: dict) -> str:
+    """The embedding objective (``ExperimentConfig.dc_loss``) of a curve row or a model.json stage."""
+    return row.get("dc_loss") or FIRST_OBJECTIVE
 
 
 def stage_dir(stage: int) -> Path:
@@ -170,10 +178,11 @@ def curve(args) -> None:
                "train_loss": f"{history['loss'][epoch - 1]:.4f}", "val_loss": f"{history['val_loss'][epoch - 1]:.4f}",
                "val_acc_pit": f"{history['val_acc_pit'][epoch - 1]:.3f}", "val_sdri": sdri(summary["overall"]),
                "val_sdri_ff": sdri(by_pair.get("female-female")), "val_sdri_mm": sdri(by_pair.get("male-male")),
-               "val_sdri_fm": sdri(by_pair.get("female-male"))}
+               "val_sdri_fm": sdri(by_pair.get("female-male")), "dc_loss": config.dc_loss}
         print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         rows.append(row)
     kept = [r for r in read_curve() if int(r["stage"]) != args.stage]
+    kept = [{**r, "dc_loss": objective(r)} for r in kept]
     lines = [",".join(CURVE_FIELDS)] + [",".join(str(r[k]) for k in CURVE_FIELDS) for r in kept + rows]
     atomic_write_text(model_dir() / CURVE_FILE, "\n".join(lines) + "\n")
     print(f"Wrote {model_dir() / CURVE_FILE}")
@@ -203,6 +212,7 @@ def export(args) -> None:
              "minutes": round(record["wall_seconds"] / 60.0, 1), "epochs": record["epochs_done"],
              "cpu": cpu.name, "cpu_flags": sorted(cpu.flags & set(CPU_FLAGS_OF_NOTE)), "precision": config.precision,
              "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "dropout": config.dropout,
+             "dc_loss": config.dc_loss,
              "optimizer": "fresh Adam" if args.stage > 1 else "Adam from scratch",
              "started_from": record.get("init", {}).get("source", "random initialisation"),
              "final_train_loss": record["history"]["loss"][-1], "final_val_loss": record["history"]["val_loss"][-1],
@@ -300,17 +310,29 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     from speechsep.figures.plots import save_figure
 
     steps = [int(r["optimizer_steps"]) for r in rows]
-    figure, (loss_axis, sdr_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_axis.plot(steps, [float(r["train_loss"]) for r in rows], "o-", label="training (epoch mean)")
-    loss_axis.plot(steps, [float(r["val_loss"]) for r in rows], "s-", label="validation")
-    loss_axis.set(xlabel="optimizer steps", ylabel="whitened deep-clustering loss", title="Loss")
+    figure, (loss_axis, sdr_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
+    figure.subplots_adjust(wspace=0.45)
+    # each objective on its own y axis (their scales differ: about 38.3 whitened, 0.1 the paper's)
+    axes = {}
+    for index, name in enumerate(dict.fromkeys(objective(r) for r in rows)):
+        axis = loss_axis if index == 0 else loss_axis.twinx()
+        axes[name] = axis
+        part = [r for r in rows if objective(r) == name]
+        part_steps = [int(r["optimizer_steps"]) for r in part]
+        suffix = "" if index == 0 else f" ({name}, right axis)"
+        axis.plot(part_steps, [float(r["train_loss"]) for r in part], "o-", color=f"C{2 * index}",
+                  label=f"training (epoch mean){suffix}")
+        axis.plot(part_steps, [float(r["val_loss"]) for r in part], "s-", color=f"C{2 * index + 1}",
+                  label=f"validation{suffix}")
+        axis.set_ylabel(OBJECTIVES.get(name, name).split(" (")[0].replace("objective", "loss"))
+        axis.ticklabel_format(axis="y", useOffset=False)
+    loss_axis.set(xlabel="optimizer steps", title="Loss")
     sdr_axis.plot(steps, [float(r["val_sdri"]) for r in rows], "o-", color="black", label="all pairs")
     for key, label in (("val_sdri_fm", "female-male"), ("val_sdri_ff", "female-female"), ("val_sdri_mm", "male-male")):
         values = [float(r[key]) if r[key] else float("nan") for r in rows]
         sdr_axis.plot(steps, values, ".--", label=label)
     sdr_axis.set(xlabel="optimizer steps", ylabel="SDRi (dB)",
                  title=f"Validation SDRi ({rows[-1]['val_mixtures']} mixtures of the validation speakers)")
-    loss_axis.ticklabel_format(axis="y", useOffset=False)
     # a stage's boundary is the previous stage's last point: the next stage starts from those weights
     boundaries = [(int(previous["optimizer_steps"]), row["stage"]) for row, previous in zip(rows[1:], rows)
                   if row["stage"] != previous["stage"]]
@@ -318,10 +340,14 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
         for index, (step, stage) in enumerate(boundaries):
             axis.axvline(step, color="grey", linestyle=":",
                          label="a stage starts (fresh Adam)" if index == 0 else None)
-            axis.text(step, 0.02, f" stage {stage}", transform=axis.get_xaxis_transform(), color="grey",
-                      fontsize=8, va="bottom")
+            axis.text(step, 0.02, f"stage {stage} ", transform=axis.get_xaxis_transform(), color="grey",
+                      fontsize=8, va="bottom", ha="right", rotation=90)
         axis.grid(alpha=0.3)
-    loss_axis.legend(fontsize=8, loc="upper right")
+    handles = [h for axis in axes.values() for h in axis.get_legend_handles_labels()[0]]
+    labels = [l for axis in axes.values() for l in axis.get_legend_handles_labels()[1]]
+    boundary = loss_axis.get_legend_handles_labels()
+    extra = [(h, l) for h, l in zip(*boundary) if l not in labels]
+    loss_axis.legend(handles + [h for h, _ in extra], labels + [l for _, l in extra], fontsize=8, loc="lower left")
     sdr_axis.legend(fontsize=8, loc="upper left")
     figure.suptitle(f"{NAME}: learning curve")
     return save_figure(figure, path)
@@ -340,6 +366,20 @@ def speed_text(info: dict) -> str:
             f"call also compiles, {speed['first_call_seconds']:.2f} s).")
 
 
+def objectives_text(stages: list[dict]) -> str:
+    """Which embedding objective trained which stages, as a phrase of the card."""
+    runs = []  # [objective, first stage, last stage]
+    for stage in stages:
+        if runs and runs[-1][0] == objective(stage):
+            runs[-1][2] = stage["stage"]
+        else:
+            runs.append([objective(stage), stage["stage"], stage["stage"]])
+    if len(runs) == 1:
+        return f"the {OBJECTIVES.get(runs[0][0], runs[0][0])}"
+    return ", then ".join(f"the {OBJECTIVES.get(name, name)} in stage{'s' if last > first else ''} "
+                          f"{first}{'-' + str(last) if last > first else ''}" for name, first, last in runs)
+
+
 def card(args) -> None:
     """Write MODEL_CARD.md from model.json and curve.csv (every number in it comes from those two files)."""
     from speechsep import pretrained
@@ -356,12 +396,13 @@ def card(args) -> None:
     stage_rows = "\n".join(
         f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
         f"({', '.join(s['cpu_flags'])}) | {s['precision']} | "
-        f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {s['started_from']}, {s['optimizer']} | "
+        f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {objective(s)} | "
+        f"{s['started_from']}, {s['optimizer']} | "
         f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
     curve_rows = "\n".join(
         f"| {r['stage']} | {int(r['optimizer_steps']):,} | {float(r['minutes']):.0f} | {r['train_loss']} | "
         f"{r['val_loss']} | {r['val_acc_pit']} | {r['val_sdri']} | {r['val_sdri_ff']} | {r['val_sdri_mm']} | "
-        f"{r['val_sdri_fm']} |" for r in rows)
+        f"{r['val_sdri_fm']} | {objective(r)} |" for r in rows)
     scores = info.get("scores", {})
     notes = "".join(f"Stage {s['stage']} {s['note']}.\n\n" for s in info["stages"] if s.get("note"))
 
@@ -407,8 +448,7 @@ chunks (0.8 s).
 
 The study's deep-clustering network (Hershey et al., ICASSP 2016): 2 BLSTM layers of 300 units per
 direction on the 129-bin log-magnitude STFT (256-point FFT, hop 64, sqrt-Hann, 8 kHz), a dense layer to
-D = 40 unit-norm embeddings per bin; trained with the whitened k-means objective (Wang, Le Roux, Hershey,
-ICASSP 2018) on the active bins (40 dB below the mixture's peak are silent); Adam, gradient-norm clipping
+D = 40 unit-norm embeddings per bin; trained with {objectives_text(info['stages'])} on the active bins (40 dB below the mixture's peak are silent); Adam, gradient-norm clipping
 5, batches of 32 chunks. Masks come from k-means on the active bins' embeddings, soft
 (p(c|v) ∝ exp(5 vᵀμ_c)). Float16 storage of the weights ({(model_dir() / 'weights.npz').stat().st_size / 1e6:.1f} MB;
 computed in float32 after loading); sha256 in `model.json`, checked at every load.
@@ -416,8 +456,8 @@ computed in float32 after loading); sha256 in `model.json`, checked at every loa
 Training ran in stages, one per working session; each stage after the first started from the previous
 stage's exported (float16) weights with a **fresh Adam state** (the optimizer restarted at each stage boundary).
 
-| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | started from | last training loss | last validation loss |
-|---|---|---|---|---|---|---|---|---|---|
+| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | objective | started from | last training loss | last validation loss |
+|---|---|---|---|---|---|---|---|---|---|---|
 {stage_rows}
 
 {notes}In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training.
@@ -430,8 +470,8 @@ validation chunks' loss at that epoch.
 
 ![learning curve](learning_curve.png)
 
-| stage | optimizer steps | minutes | training loss | validation loss | validation PIT accuracy | validation SDRi (dB) | FF | MM | FM |
-|---|---|---|---|---|---|---|---|---|---|
+| stage | optimizer steps | minutes | training loss | validation loss | validation PIT accuracy | validation SDRi (dB) | FF | MM | FM | objective |
+|---|---|---|---|---|---|---|---|---|---|---|
 {curve_rows}
 
 ## Scores on voices it never heard
