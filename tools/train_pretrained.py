@@ -57,6 +57,9 @@ OBJECTIVES = {"dc_whitened": "whitened k-means objective (Wang, Le Roux, Hershey
               "dc": "paper's objective ‖VVᵀ − YYᵀ‖² (Hershey et al., ICASSP 2016)"}
 
 
+OBJECTIVE_SHORT = {"dc_whitened": "whitened", "dc": "paper's"}  # the card's tables
+
+
 def objective(row: dict) -> str:
     """The embedding objective (``ExperimentConfig.dc_loss``) of a curve row or a model.json stage."""
     return row.get("dc_loss") or FIRST_OBJECTIVE
@@ -310,8 +313,8 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     from speechsep.figures.plots import save_figure
 
     steps = [int(r["optimizer_steps"]) for r in rows]
-    figure, (loss_axis, sdr_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
-    figure.subplots_adjust(wspace=0.45)
+    figure, (loss_axis, sdr_axis) = plt.subplots(1, 2, figsize=(13, 5))
+    figure.subplots_adjust(wspace=0.45, bottom=0.27)  # room for the loss legend below its axes
     # each objective on its own y axis (their scales differ: about 38.3 whitened, 0.1 the paper's)
     axes = {}
     for index, name in enumerate(dict.fromkeys(objective(r) for r in rows)):
@@ -319,7 +322,7 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
         axes[name] = axis
         part = [r for r in rows if objective(r) == name]
         part_steps = [int(r["optimizer_steps"]) for r in part]
-        suffix = "" if index == 0 else f" ({name}, right axis)"
+        suffix = "" if index == 0 else f" ({OBJECTIVE_SHORT.get(name, name)} objective, right axis)"
         axis.plot(part_steps, [float(r["train_loss"]) for r in part], "o-", color=f"C{2 * index}",
                   label=f"training (epoch mean){suffix}")
         axis.plot(part_steps, [float(r["val_loss"]) for r in part], "s-", color=f"C{2 * index + 1}",
@@ -347,7 +350,8 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     labels = [l for axis in axes.values() for l in axis.get_legend_handles_labels()[1]]
     boundary = loss_axis.get_legend_handles_labels()
     extra = [(h, l) for h, l in zip(*boundary) if l not in labels]
-    loss_axis.legend(handles + [h for h, _ in extra], labels + [l for _, l in extra], fontsize=8, loc="lower left")
+    loss_axis.legend(handles + [h for h, _ in extra], labels + [l for _, l in extra], fontsize=8,
+                     loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: clear of every curve
     sdr_axis.legend(fontsize=8, loc="upper left")
     figure.suptitle(f"{NAME}: learning curve")
     return save_figure(figure, path)
@@ -396,13 +400,13 @@ def card(args) -> None:
     stage_rows = "\n".join(
         f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
         f"({', '.join(s['cpu_flags'])}) | {s['precision']} | "
-        f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {objective(s)} | "
+        f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {OBJECTIVE_SHORT.get(objective(s), objective(s))} | "
         f"{s['started_from']}, {s['optimizer']} | "
         f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
     curve_rows = "\n".join(
         f"| {r['stage']} | {int(r['optimizer_steps']):,} | {float(r['minutes']):.0f} | {r['train_loss']} | "
         f"{r['val_loss']} | {r['val_acc_pit']} | {r['val_sdri']} | {r['val_sdri_ff']} | {r['val_sdri_mm']} | "
-        f"{r['val_sdri_fm']} | {objective(r)} |" for r in rows)
+        f"{r['val_sdri_fm']} | {OBJECTIVE_SHORT.get(objective(r), objective(r))} |" for r in rows)
     scores = info.get("scores", {})
     notes = "".join(f"Stage {s['stage']} {s['note']}.\n\n" for s in info["stages"] if s.get("note"))
 
