@@ -150,8 +150,17 @@ def is_candidate(name: str) -> bool:
     return any(name in experiment.candidates for experiment in EXPERIMENTS.values())
 
 
+def _natural(name: str) -> tuple:
+    """A sort key that reads digit groups as numbers: "(4,235 steps)" before "(11,401 steps)"."""
+    import re
+
+    return tuple((0, int(part.replace(",", ""))) if index % 2 else (1, part)
+                 for index, part in enumerate(re.split(r"(\d[\d,]*)", name)) if part)
+
+
 def study_order(names) -> list[str]:
-    """``names`` sorted as the study runs: experiments and variants first, then unknown names, oracles last."""
+    """``names`` sorted as the study runs: experiments and variants first, then unknown names (numbers in
+    them read as numbers), oracles last."""
     order = list(comparison_rows(candidates=True)) + list(ORACLE_ROWS)
     rank = {name: index for index, name in enumerate(order)}
-    return sorted(names, key=lambda name: (name.startswith("oracle"), rank.get(name, len(order)), name))
+    return sorted(names, key=lambda name: (name.startswith("oracle"), rank.get(name, len(order)), _natural(name)))

@@ -132,3 +132,12 @@ def test_spyder_cells_run_one_by_one_and_leave_the_variables(toy_dataset, tmp_pa
     masks, separated = namespace["masks"], namespace["separated"]
     assert masks.shape[0] == separated.shape[0] == 2 and masks.shape[2] == 129
     np.testing.assert_allclose(masks.sum(axis=0), 1.0, atol=1e-6)  # k-means masks partition the bins
+
+
+def test_rows_outside_the_study_sort_their_numbers_as_numbers():
+    from speechsep.experiments import study_order
+
+    names = ["oracle ibm", "dc-x (pretrained, 11,401 steps)", "dc-x (pretrained, 4,235 steps)", "meanshift",
+             "dc-x (pretrained, 6,105 steps)"]
+    assert study_order(names) == ["meanshift", "dc-x (pretrained, 4,235 steps)", "dc-x (pretrained, 6,105 steps)",
+                                  "dc-x (pretrained, 11,401 steps)", "oracle ibm"]
