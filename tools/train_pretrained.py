@@ -65,6 +65,11 @@ def objective(row: dict) -> str:
     return row.get("dc_loss") or FIRST_OBJECTIVE
 
 
+def short_objective(row: dict) -> str:
+    """The objective of a curve row or a stage in a word or two (the card's tables, the figure's legend)."""
+    return OBJECTIVE_SHORT[objective(row)]
+
+
 def stage_dir(stage: int) -> Path:
     return ROOT / "runs" / "pretrained" / NAME / f"stage-{stage}"
 
@@ -184,8 +189,7 @@ def curve(args) -> None:
                "val_sdri_fm": sdri(by_pair.get("female-male")), "dc_loss": config.dc_loss}
         print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         rows.append(row)
-    kept = [r for r in read_curve() if int(r["stage"]) != args.stage]
-    kept = [{**r, "dc_loss": objective(r)} for r in kept]
+    kept = [{**r, "dc_loss": objective(r)} for r in read_curve() if int(r["stage"]) != args.stage]
     lines = [",".join(CURVE_FIELDS)] + [",".join(str(r[k]) for k in CURVE_FIELDS) for r in kept + rows]
     atomic_write_text(model_dir() / CURVE_FILE, "\n".join(lines) + "\n")
     print(f"Wrote {model_dir() / CURVE_FILE}")
@@ -322,12 +326,12 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
         axes[name] = axis
         part = [r for r in rows if objective(r) == name]
         part_steps = [int(r["optimizer_steps"]) for r in part]
-        suffix = "" if index == 0 else f" ({OBJECTIVE_SHORT.get(name, name)} objective, right axis)"
+        suffix = "" if index == 0 else f" ({short_objective(part[0])} objective, right axis)"
         axis.plot(part_steps, [float(r["train_loss"]) for r in part], "o-", color=f"C{2 * index}",
                   label=f"training (epoch mean){suffix}")
         axis.plot(part_steps, [float(r["val_loss"]) for r in part], "s-", color=f"C{2 * index + 1}",
                   label=f"validation{suffix}")
-        axis.set_ylabel(OBJECTIVES.get(name, name).split(" (")[0].replace("objective", "loss"))
+        axis.set_ylabel(OBJECTIVES[name].split(" (")[0].replace("objective", "loss"))
         axis.ticklabel_format(axis="y", useOffset=False)
     loss_axis.set(xlabel="optimizer steps", title="Loss")
     sdr_axis.plot(steps, [float(r["val_sdri"]) for r in rows], "o-", color="black", label="all pairs")
@@ -346,11 +350,9 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
             axis.text(step, 0.02, f"stage {stage} ", transform=axis.get_xaxis_transform(), color="grey",
                       fontsize=8, va="bottom", ha="right", rotation=90)
         axis.grid(alpha=0.3)
-    handles = [h for axis in axes.values() for h in axis.get_legend_handles_labels()[0]]
-    labels = [l for axis in axes.values() for l in axis.get_legend_handles_labels()[1]]
-    boundary = loss_axis.get_legend_handles_labels()
-    extra = [(h, l) for h, l in zip(*boundary) if l not in labels]
-    loss_axis.legend(handles + [h for h, _ in extra], labels + [l for _, l in extra], fontsize=8,
+    # one legend for the loss axis and its twin (the stage boundaries are drawn on the first)
+    handles, labels = zip(*[(h, l) for axis in axes.values() for h, l in zip(*axis.get_legend_handles_labels())])
+    loss_axis.legend(handles, labels, fontsize=8,
                      loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: clear of every curve
     sdr_axis.legend(fontsize=8, loc="upper left")
     figure.suptitle(f"{NAME}: learning curve")
@@ -379,8 +381,8 @@ def objectives_text(stages: list[dict]) -> str:
         else:
             runs.append([objective(stage), stage["stage"], stage["stage"]])
     if len(runs) == 1:
-        return f"the {OBJECTIVES.get(runs[0][0], runs[0][0])}"
-    return ", then ".join(f"the {OBJECTIVES.get(name, name)} in stage{'s' if last > first else ''} "
+        return f"the {OBJECTIVES[runs[0][0]]}"
+    return ", then ".join(f"the {OBJECTIVES[name]} in stage{'s' if last > first else ''} "
                           f"{first}{'-' + str(last) if last > first else ''}" for name, first, last in runs)
 
 
@@ -400,13 +402,13 @@ def card(args) -> None:
     stage_rows = "\n".join(
         f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
         f"({', '.join(s['cpu_flags'])}) | {s['precision']} | "
-        f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {OBJECTIVE_SHORT.get(objective(s), objective(s))} | "
+        f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {short_objective(s)} | "
         f"{s['started_from']}, {s['optimizer']} | "
         f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
     curve_rows = "\n".join(
         f"| {r['stage']} | {int(r['optimizer_steps']):,} | {float(r['minutes']):.0f} | {r['train_loss']} | "
         f"{r['val_loss']} | {r['val_acc_pit']} | {r['val_sdri']} | {r['val_sdri_ff']} | {r['val_sdri_mm']} | "
-        f"{r['val_sdri_fm']} | {OBJECTIVE_SHORT.get(objective(r), objective(r))} |" for r in rows)
+        f"{r['val_sdri_fm']} | {short_objective(r)} |" for r in rows)
     scores = info.get("scores", {})
     notes = "".join(f"Stage {s['stage']} {s['note']}.\n\n" for s in info["stages"] if s.get("note"))
 

@@ -124,7 +124,7 @@ def bench_meanshift(args) -> dict:
                   + f"{row['ms_per_3s']:>14.0f}")
 
     k_max = max(talkers)
-    results, chosen, confusions = [], {}, {}
+    results, chosen, chosen_scores, confusions = [], {}, {}, {}
     print("\nCounting methods: share of mixtures counted right per true K (valid | test)")
     print(f"{'method':<12}{'setting':<24}" + "".join(f"{'valid ' + str(k):>9}" for k in talkers)
           + "".join(f"{'test ' + str(k):>9}" for k in talkers) + f"{'ms / 3 s':>10}")
@@ -154,7 +154,7 @@ def bench_meanshift(args) -> dict:
             score = validation_score(right["valid"])  # chosen on validation
             if best is None or (np.isfinite(score[1]) and score > best[0]):
                 best = (score, row)
-        chosen[method] = best[1]["params"]
+        chosen[method], chosen_scores[method] = best[1]["params"], best[0]
         for split, matrix in best[1]["matrices"].items():
             matrix = np.asarray(matrix)
             if not matrix.sum():
@@ -169,12 +169,11 @@ def bench_meanshift(args) -> dict:
                 print("\n" + format_confusion(np.asarray(entry["matrix"]),
                                               f"{method} ({setting}, chosen on validation), {split} mixtures "
                                               f"({entry['right']:.0%} right):"))
-    scores = {method: validation_score(row["right"]["valid"])
-              for method in chosen for row in results if row["method"] == method and row["params"] == chosen[method]}
-    best_method = max(scores, key=lambda method: (scores[method][0], np.nan_to_num(scores[method][1], nan=-1.0)))
+    best_method = max(chosen_scores, key=lambda method: (chosen_scores[method][0],
+                                                         np.nan_to_num(chosen_scores[method][1], nan=-1.0)))
     flags = f"--count-method {best_method}" + "".join(f" --count-threshold {value:g}"
                                                         for value in chosen[best_method].values())
-    met, mean = scores[best_method]
+    met, mean = chosen_scores[best_method]
     print(f"\nBest on validation (meets {met} of the {len(COUNT_TARGETS)} count targets "
           f"{', '.join(f'K={k}: {v:.0%}' for k, v in COUNT_TARGETS.items())}; {mean:.0%} right on average "
           f"over K): {flags}")
@@ -192,7 +191,9 @@ def count_settings(method: str, args, config) -> list[dict]:
               "silhouette": args.min_silhouettes}.get(method)
     if not name or not values:
         return [{}]
-    own = counting.config_params(config.replace(count_method=method)).get(name)
+    # the run's own setting: its count_threshold belongs to its own count_method; mean-shift also has the bandwidth
+    own_config = config if config.count_method == method else config.replace(count_method=method, count_threshold=None)
+    own = counting.config_params(own_config).get(name)
     return [{name: float(value)} for value in sorted(set(values) | ({own} if own is not None else set()))]
 
 
