@@ -55,8 +55,6 @@ CURVE_FIELDS = ("stage", "val_mixtures", "optimizer_steps", "minutes", "learning
 FIRST_OBJECTIVE = "dc_whitened"  # the objective of the stages recorded before curve.csv and model.json named it
 OBJECTIVES = {"dc_whitened": "whitened k-means objective (Wang, Le Roux, Hershey, ICASSP 2018)",
               "dc": "paper's objective ‖VVᵀ − YYᵀ‖² (Hershey et al., ICASSP 2016)"}
-
-
 OBJECTIVE_SHORT = {"dc_whitened": "whitened", "dc": "paper's"}  # the card's tables
 
 
@@ -315,6 +313,7 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     from speechsep.figures.plots import save_figure
+    from speechsep.figures.schematics import LOSS_LABELS
 
     steps = [int(r["optimizer_steps"]) for r in rows]
     figure, (loss_axis, sdr_axis) = plt.subplots(1, 2, figsize=(13, 5))
@@ -331,7 +330,7 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
                   label=f"training (epoch mean){suffix}")
         axis.plot(part_steps, [float(r["val_loss"]) for r in part], "s-", color=f"C{2 * index + 1}",
                   label=f"validation{suffix}")
-        axis.set_ylabel(OBJECTIVES[name].split(" (")[0].replace("objective", "loss"))
+        axis.set_ylabel(LOSS_LABELS[name][0])  # the library's name of the loss, as its schematics write it
         axis.ticklabel_format(axis="y", useOffset=False)
     loss_axis.set(xlabel="optimizer steps", title="Loss")
     sdr_axis.plot(steps, [float(r["val_sdri"]) for r in rows], "o-", color="black", label="all pairs")
