@@ -69,6 +69,31 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
     best = result["best"]
     assert best["params"] == result["chosen"][best["method"]]
     assert f"--count-method {best['method']}" in out.split("Best on validation")[-1]
+    # the Gram spectrum of each set: k_max + 1 eigenvalues, largest first, summing to at most 1; one share per talker
+    for name, row in result["spectra"].items():
+        talkers = int(name.split()[-1].split("-")[0])
+        assert len(row["lambda"]) == 4 and row["lambda"] == sorted(row["lambda"], reverse=True)
+        assert sum(row["lambda"]) <= 1 + 1e-6 and len(row["share"]) == talkers
+    assert result["spectra"]["test 1-spk"]["share"] == [1.0]
+    assert "Gram spectrum" in out
+
+
+def test_the_gram_spectrum_of_orthogonal_talkers_is_their_share_of_the_bins():
+    from speechsep.bench.meanshift import gram_spectrum_table
+
+    rng = np.random.default_rng(0)
+    active = np.ones((10, 20), bool)
+    labels = rng.choice(3, size=(10, 20), p=[0.5, 0.3, 0.2])  # each bin's talker
+    embeddings = np.eye(6, dtype=np.float32)[labels]  # [T, F, D]: one orthogonal direction per talker
+    shares = sorted((np.bincount(labels.ravel()) / labels.size).tolist(), reverse=True)
+    table = gram_spectrum_table({"test 3-spk": (3, [(embeddings, active, shares)] * 3)}, 3)
+    np.testing.assert_allclose(table["test 3-spk"]["lambda"], shares + [0.0], atol=1e-6)
+    # merged talkers (one shared direction for the second and third) leave the third eigenvalue at 0
+    merged = np.eye(6, dtype=np.float32)[np.minimum(labels, 1)]
+    table = gram_spectrum_table({"test 3-spk": (3, [(merged, active, shares)])}, 3)
+    counts = np.bincount(labels.ravel()) / labels.size
+    np.testing.assert_allclose(table["test 3-spk"]["lambda"], sorted([counts[0], counts[1] + counts[2]], reverse=True)
+                               + [0.0, 0.0], atol=1e-6)
 
 
 def test_a_counting_setting_ranks_by_the_targets_it_meets_then_by_its_mean():

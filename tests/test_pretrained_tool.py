@@ -26,3 +26,33 @@ def test_the_learning_curve_draws_two_objectives_and_rewrites_old_rows_with_thei
     path = tool.plot_curve(rows + later, tmp_path / "curve.png")
     assert Path(path).stat().st_size > 10_000
     assert all(tool.objective(row) in tool.OBJECTIVES for row in rows)
+
+
+def test_the_card_says_how_many_talkers_each_stage_mixed_and_the_summary_follows_the_config():
+    from speechsep.config import ExperimentConfig
+
+    assert tool.talkers_text((2,)) == "2 talkers"
+    assert tool.talkers_text((1, 2, 3), (1, 1, 2)) == "1, 2 or 3 talkers (probabilities 1:1:2)"
+    assert tool.talkers_text((1, 2), (1, 1)) == "1 or 2 talkers"  # equal weights go unsaid
+    old = [{"stage": k} for k in (1, 2, 3)]  # recorded before the field: two talkers
+    counting = {"stage": 4, "dc_loss": "dc", "talkers": [1, 2, 3], "talker_weights": [1, 1, 2]}
+    assert tool.mixing_text(old) == "2 talkers"
+    assert tool.mixing_text(old + [counting]) == \
+        "2 talkers in stages 1-3; 1, 2 or 3 talkers (probabilities 1:1:2) in stage 4"
+    fixed = ExperimentConfig(model="dc")
+    assert tool.summary_text(fixed, old).endswith("whitened objective, k-means with soft masks), 2 talkers, "
+                                                  "trained on LibriSpeech")
+    counts = fixed.replace(talkers=(1, 2, 3), count_method="eigenvalues", count_threshold=0.12)
+    summary = tool.summary_text(counts, old + [counting])
+    assert "whitened, then the paper's objective" in summary and "counts and separates 1, 2 or 3 talkers" in summary
+
+
+def test_the_counting_table_reports_each_trained_count_and_marks_what_was_not_measured():
+    from speechsep.config import ExperimentConfig
+
+    config = ExperimentConfig(model="dc", talkers=(1, 2, 3), count_method="eigenvalues", count_threshold=0.12)
+    scores = {tool.count_set(1): {"mixtures": 100, "sdri": None, "count_accuracy": 0.97},
+              "librispeech-sample": {"mixtures": 100, "sdri": 7.123, "count_accuracy": 0.9}}
+    text = tool.counting_text(config, scores)
+    assert "| 1 | 100 | **97 %** | - |" in text and "| 2 | 100 | **90 %** | 7.12 |" in text
+    assert "| 3 | not measured yet |" in text and "eigenvalues method, threshold 0.12" in text

@@ -68,6 +68,44 @@ def short_objective(row: dict) -> str:
     return OBJECTIVE_SHORT[objective(row)]
 
 
+def stage_talkers(stage: dict) -> tuple[int, ...]:
+    """The talker counts a model.json stage trained on (the stages recorded before the field: two)."""
+    return tuple(stage.get("talkers") or (2,))
+
+
+def talkers_text(talkers, weights=None) -> str:
+    """``(1, 2, 3)``, ``(1, 1, 2)`` -> "1, 2 or 3 talkers (probabilities 1:1:2)"; ``(2,)`` -> "2 talkers"."""
+    counts = [str(k) for k in talkers]
+    text = (", ".join(counts[:-1]) + " or " + counts[-1] if len(counts) > 1 else counts[0]) + " talkers"
+    if weights and len(set(weights)) > 1:
+        text += " (probabilities " + ":".join(f"{w:g}" for w in weights) + ")"
+    return text
+
+
+def summary_text(config, stages: list[dict]) -> str:
+    """The one-line description of the exported model (``model.json`` ``summary``, the card's first line)."""
+    objectives = ", then the ".join(dict.fromkeys(short_objective(s) for s in stages))
+    talkers = (f"counts and separates {talkers_text(config.talker_set)}" if config.counts_talkers
+               else f"{config.num_speakers} talkers")
+    return (f"deep clustering ({config.num_layers} x BLSTM {config.hidden_units}, D={config.embedding_dim}, "
+            f"{objectives} objective, k-means with soft masks), {talkers}, trained on LibriSpeech")
+
+
+def mixing_text(stages: list[dict]) -> str:
+    """How many talkers each stage's training mixtures held, as a phrase of the card."""
+    runs = []  # [talker phrase, first stage, last stage]
+    for stage in stages:
+        phrase = talkers_text(stage_talkers(stage), stage.get("talker_weights"))
+        if runs and runs[-1][0] == phrase:
+            runs[-1][2] = stage["stage"]
+        else:
+            runs.append([phrase, stage["stage"], stage["stage"]])
+    if len(runs) == 1:
+        return runs[0][0]
+    return "; ".join(f"{phrase} in stage{'s' if last > first else ''} {first}{'-' + str(last) if last > first else ''}"
+                     for phrase, first, last in runs)
+
+
 def stage_dir(stage: int) -> Path:
     return ROOT / "runs" / "pretrained" / NAME / f"stage-{stage}"
 
@@ -206,6 +244,8 @@ def export(args) -> None:
 
     out = stage_dir(args.stage)
     config = ExperimentConfig.load(out / "config.json")
+    if args.count_threshold is not None:
+        config = config.replace(count_threshold=args.count_threshold)
     record = json.loads((out / "run.json").read_text())
     network = load_model(out / f"{args.checkpoint}.keras")
     previous = pretrained.read_info(model_dir()) if (model_dir() / "model.json").is_file() else {}
@@ -217,7 +257,8 @@ def export(args) -> None:
              "minutes": round(record["wall_seconds"] / 60.0, 1), "epochs": record["epochs_done"],
              "cpu": cpu.name, "cpu_flags": sorted(cpu.flags & set(CPU_FLAGS_OF_NOTE)), "precision": config.precision,
              "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "dropout": config.dropout,
-             "dc_loss": config.dc_loss,
+             "dc_loss": config.dc_loss, "talkers": list(config.talker_set),
+             "talker_weights": list(config.talker_weights) if config.talker_weights else None,
              "optimizer": "fresh Adam" if args.stage > 1 else "Adam from scratch",
              "started_from": record.get("init", {}).get("source", "random initialisation"),
              "final_train_loss": record["history"]["loss"][-1], "final_val_loss": record["history"]["val_loss"][-1],
@@ -228,8 +269,7 @@ def export(args) -> None:
                                                   "train_crop_seconds", "train_level_range_db",
                                                   "train_speed_range") if key in record["data"]}
     info = {"name": NAME,
-            "summary": previous.get("summary", "deep clustering (2 x BLSTM 300, D=40, whitened objective, "
-                                                "k-means with soft masks), 2 talkers, trained on LibriSpeech"),
+            "summary": summary_text(config, stages),
             "headline": previous.get("headline", []), "scores": previous.get("scores", {}),
             "optimizer_steps": sum(s["optimizer_steps"] for s in stages),
             "hours": round(sum(s["minutes"] for s in stages) / 60.0, 2), "stages": stages,
@@ -267,8 +307,15 @@ TIMIT = ROOT.parent / "shared" / "data" / "timit-sample"
 TEST_MIXTURES = 100
 
 
+def count_set(talkers: int) -> str:
+    """The name of ``model.json``'s score of the LibriSpeech test mixtures of ``talkers`` talkers (other than 2)."""
+    return f"librispeech-sample, {talkers} talker{'s' if talkers > 1 else ''}"
+
+
 def score_sets(args) -> None:
-    """Score the exported model on the test speakers of both samples and on the regression mixtures."""
+    """Score the exported model on the test speakers of both samples and on the regression mixtures (and, for a
+    model that counts talkers, the LibriSpeech test mixtures of each other talker count it trained on)."""
+    import functools
     import time
 
     from speechsep import pretrained
@@ -280,20 +327,28 @@ def score_sets(args) -> None:
     model = pretrained.load(NAME)
     info = pretrained.read_info(model_dir())
     scores = {}
+    def librispeech(talkers=2):
+        return testset.from_corpus(find_corpus(None, None, [str(CORPUS)]), args.mixtures, 0, talkers).records
+
     sets = {"timit-sample": lambda: testset.from_corpus(find_corpus(str(TIMIT), None, []), args.mixtures, 0).records,
-            "librispeech-sample": lambda: testset.from_corpus(find_corpus(None, None, [str(CORPUS)]),
-                                                              args.mixtures, 0).records,
+            "librispeech-sample": librispeech,
             "librispeech-mini (regression mixtures)": lambda: pretrained.regression_mixtures(NAME)[0]}
+    config = model.separator.config
+    for talkers in config.talker_set if config.counts_talkers else ():  # the count on each trained talker count
+        if talkers != 2:
+            sets[count_set(talkers)] = functools.partial(librispeech, talkers)
     separate = evaluation.model_separate(model.separator)
     for name, records in sets.items():
         records = records()
         start = time.perf_counter()
         rows = evaluation.evaluate_records(records, separate)
         summary = evaluation.summarise(rows)
-        scores[name] = {"mixtures": len(records), "sdri": summary["overall"]["sdr_improvement"]["mean"],
-                        "si_sdri": summary["overall"]["si_sdr_improvement"]["mean"],
-                        "stoii": summary["overall"].get("stoi_improvement", {}).get("mean"),
+        overall = summary["overall"]
+        scores[name] = {"mixtures": len(records), "sdri": (overall.get("sdr_improvement") or {}).get("mean"),
+                        "si_sdri": (overall.get("si_sdr_improvement") or {}).get("mean"),
+                        "stoii": (overall.get("stoi_improvement") or {}).get("mean"),
                         "by_pair_type": {k: v["sdr_improvement"]["mean"] for k, v in summary["by_pair_type"].items()},
+                        "count_accuracy": overall.get("speaker_count_accuracy"),
                         "seconds": time.perf_counter() - start}
         print(f"{name}: {scores[name]}", flush=True)
     info["scores"] = scores
@@ -301,6 +356,10 @@ def score_sets(args) -> None:
     info["headline"] = [f"TIMIT sample (unseen corpus): SDRi {timit['sdri']:.2f} dB; "
                         f"LibriSpeech sample test speakers: {libri['sdri']:.2f} dB ({libri['mixtures']} mixtures each)",
                         f"{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} h on 2 CPU cores"]
+    if config.counts_talkers:
+        info["headline"].insert(1, "talkers counted right on " + ", ".join(
+            f"{100 * scores[count_set(k) if k != 2 else 'librispeech-sample']['count_accuracy']:.0f} % of {k}-talker"
+            for k in config.talker_set) + " LibriSpeech test mixtures")
     atomic_write_json(model_dir() / pretrained.INFO_FILE, info)
     print(f"Wrote the scores into {model_dir() / pretrained.INFO_FILE}")
 
@@ -385,9 +444,43 @@ def objectives_text(stages: list[dict]) -> str:
                           f"{first}{'-' + str(last) if last > first else ''}" for name, first, last in runs)
 
 
+def count_setting(config) -> str:
+    """How the model counts talkers, as a phrase: its method and threshold (``config.count_*``)."""
+    threshold = (f"threshold {config.count_threshold:g}" if config.count_threshold is not None
+                 else "the method's default threshold")
+    return f"the {config.count_method} method, {threshold}"
+
+
+def counting_text(config, scores: dict) -> str:
+    """The card's paragraph and table on counting talkers (a model trained on several talker counts)."""
+    rows = []
+    for talkers in config.talker_set:
+        block = scores.get(count_set(talkers) if talkers != 2 else "librispeech-sample")
+        if not block:
+            rows.append(f"| {talkers} | not measured yet | | |")
+            continue
+        sdri = f"{block['sdri']:.2f}" if talkers > 1 and block.get("sdri") is not None else "-"
+        right = f"{100 * block['count_accuracy']:.0f} %" if block.get("count_accuracy") is not None else "-"
+        rows.append(f"| {talkers} | {block['mixtures']} | **{right}** | {sdri} |")
+    table = "\n".join(rows)
+    return f"""
+### Counting talkers
+
+Without `--speakers`, `separate` counts the talkers first ({count_setting(config)}, on the active bins'
+embeddings) and returns one file per talker found. On mixtures of the
+LibriSpeech test speakers (`python -m speechsep evaluate --model {NAME} --corpus-root
+../shared/data/librispeech-sample --speakers K`; SDRi separated with the true count):
+
+| talkers | mixtures | counted right | SDRi (dB) |
+|---|---|---|---|
+{table}
+"""
+
+
 def card(args) -> None:
     """Write MODEL_CARD.md from model.json and curve.csv (every number in it comes from those two files)."""
     from speechsep import pretrained
+    from speechsep.config import ExperimentConfig
     from speechsep.io import atomic_write_text
 
     info, rows = pretrained.read_info(model_dir()), read_curve()
@@ -402,6 +495,7 @@ def card(args) -> None:
         f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
         f"({', '.join(s['cpu_flags'])}) | {s['precision']} | "
         f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {short_objective(s)} | "
+        f"{', '.join(map(str, stage_talkers(s)))} | "
         f"{s['started_from']}, {s['optimizer']} | "
         f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
     curve_rows = "\n".join(
@@ -420,6 +514,22 @@ def card(args) -> None:
                 f"{pairs.get('female-female', float('nan')):.2f} | {pairs.get('male-male', float('nan')):.2f} | "
                 f"{pairs.get('female-male', float('nan')):.2f} | `{command}` |")
 
+    config = ExperimentConfig.load(model_dir() / "config.json")
+    if config.counts_talkers:
+        shape_comment = "[K, samples], K the talkers it counted,"
+        counted = {k: scores.get(count_set(k) if k != 2 else "librispeech-sample", {}).get("count_accuracy")
+                   for k in config.talker_set}
+        talker_limitation = (
+            f"Counts {talkers_text(config.talker_set)} with {count_setting(config)}: right on " + ", ".join(
+                f"{100 * value:.0f} % of {k}-talker" if value is not None else f"(not measured) {k}-talker"
+                for k, value in counted.items()) + f" mixtures of the LibriSpeech test speakers ({TEST_MIXTURES} "
+            "each; `python tools/train_pretrained.py score`). A miscounted mixture comes back with the wrong "
+            "number of voices; `--speakers K` forces K.")
+    else:
+        shape_comment = f"[{config.num_speakers}, samples]"
+        talker_limitation = (f"{config.num_speakers} talkers, always. A recording of one person is still split in "
+                             f"{config.num_speakers}; a further talker is assigned to one of them.")
+    counting_section = counting_text(config, scores) if config.counts_talkers else ""
     text = f"""# Model card: `{NAME}`
 
 {info['summary']}. Shipped inside the package; `python -m speechsep separate MIX.wav` uses it by default.
@@ -427,7 +537,7 @@ def card(args) -> None:
 ```python
 from speechsep import pretrained
 model = pretrained.load("{NAME}")
-estimates = model.separate_file("mix.wav")   # [2, samples] at the file's sample rate
+estimates = model.separate_file("mix.wav")   # {shape_comment} at the file's sample rate
 ```
 
 ## Training data and licence
@@ -445,7 +555,7 @@ The weights are derived from it and carry the same licence and attribution; no T
 was used, so the TIMIT score below measures a corpus the model never saw. Audio was resampled to 8 kHz.
 `model.json` lists every speaker of each split.
 
-Mixtures were drawn afresh for every batch (dynamic mixing): two different training speakers, random
+Mixtures were drawn afresh for every batch (dynamic mixing) of different training speakers ({mixing_text(info['stages'])}), random
 4-second crops, relative level uniform in 0-5 dB, speed perturbation 0.9-1.1; the network sees 100-frame
 chunks (0.8 s).
 
@@ -461,8 +571,8 @@ computed in float32 after loading); sha256 in `model.json`, checked at every loa
 Training ran in stages, one per working session; each stage after the first started from the previous
 stage's exported (float16) weights with a **fresh Adam state** (the optimizer restarted at each stage boundary).
 
-| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | objective | started from | last training loss | last validation loss |
-|---|---|---|---|---|---|---|---|---|---|---|
+| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | objective | talkers | started from | last training loss | last validation loss |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 {stage_rows}
 
 {notes}In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training.
@@ -494,14 +604,14 @@ female-male pairs.
 The last row is the 12 fixed mixtures of the built-in LibriSpeech mini's speakers that this model never
 trained on (`speechsep.pretrained.regression_mixtures`): `tests/test_pretrained.py` pins this score and
 fails if the shipped model moves more than 0.3 dB away from it.
-
+{counting_section}
 ## Speed
 
 {speed_text(info)}
 
 ## Limitations
 
-- Two talkers. A recording of one person is still split in two; a third talker is assigned to one of two.
+- {talker_limitation}
 - 8 kHz, read English speech from audiobooks, no noise or reverberation in training.
 - Trained on 127 voices with one utterance each: unusual voices, languages and recording conditions will
   separate worse than the scores above.
@@ -536,6 +646,10 @@ def main(argv=None) -> None:
             command.add_argument("--checkpoint", choices=("last", "best"), default="last",
                                  help="the stage's final weights (default; the next stage continues from them) "
                                       "or its best on the validation loss")
+            command.add_argument("--count-threshold", type=float, default=None,
+                                 help="a model trained on several talker counts: the count threshold chosen on "
+                                      "validation mixtures by `python -m speechsep.bench meanshift --model "
+                                      "runs/pretrained/NAME/stage-N` (default: the stage's own)")
     args = parser.parse_args(argv)
     {"train": train, "curve": curve, "export": export, "score": score_sets,
      "speed": speed, "card": card}[args.command](args)

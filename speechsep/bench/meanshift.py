@@ -18,7 +18,13 @@ talker alone). Prints
   :func:`validation_score`), the count-confusion matrix of each split: rows
   the true K, columns the estimated K;
 * the best method and setting on validation, as the training-script flags
-  that make it a run's default.
+  that make it a run's default;
+* the Gram spectrum of each set: the median of the largest eigenvalues of the
+  active bins' ``VᵀV / N`` (:func:`gram_spectrum_table`), beside the median
+  share of the active bins the K-th loudest talker dominates. The eigenvalue
+  counter counts the talkers whose direction holds more than its threshold,
+  so a third talker that takes a fifth of the bins but no eigenvalue of its
+  own is one the embeddings merged, whatever the counter.
 """
 
 from __future__ import annotations
@@ -44,6 +50,33 @@ def validation_score(right: dict) -> tuple[int, float]:
     known = {k: value for k, value in right.items() if value is not None}
     met = sum(value >= COUNT_TARGETS[k] for k, value in known.items() if k in COUNT_TARGETS)
     return int(met), float(np.mean(list(known.values()))) if known else float("nan")
+
+
+def gram_spectrum_table(sets: dict, k_max: int) -> dict:
+    """Per set ``name -> (K, [(embeddings [T, F, D], active [T, F], shares [K])])``: the median of each of the
+    ``k_max + 1`` largest Gram eigenvalues of its mixtures ("lambda") and the median share of the active bins
+    dominated by the loudest, second... talker ("share", K values, largest first)."""
+    import numpy as np
+
+    from speechsep.separation import counting
+
+    table = {}
+    for name, (_, embedded) in sets.items():
+        spectra = [counting.gram_spectrum(embeddings[active])[:k_max + 1] for embeddings, active, _ in embedded]
+        table[name] = {"lambda": np.median(spectra, axis=0).tolist(),
+                       "share": np.median([shares for _, _, shares in embedded], axis=0).tolist()}
+    return table
+
+
+def dominant_shares(record, active) -> list[float]:
+    """The share of the active bins [T, F] each source of ``record`` dominates, largest first [K]."""
+    import numpy as np
+
+    from speechsep import signal
+
+    power = np.stack([np.abs(signal.stft(source)) for source in record["sources"]])  # [K, T, F]
+    winners = np.argmax(power, axis=0)[active]
+    return sorted((np.bincount(winners, minlength=len(power)) / max(1, winners.size)).tolist(), reverse=True)
 
 
 def confusion_matrix(pairs, k_max: int):
@@ -95,7 +128,9 @@ def bench_meanshift(args) -> dict:
             embedded = []
             for record in testset.draw_mixtures(corpus, speakers, mixing, args.mixtures):
                 spectrum = signal.stft(record["mixture"])
-                embedded.append((embeddings_of(separator.network_output(spectrum)), signal.active_bins(spectrum)))
+                active = signal.active_bins(spectrum)
+                embedded.append((embeddings_of(separator.network_output(spectrum)), active,
+                                 dominant_shares(record, active)))
             sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
 
     def per_3s(seconds, embeddings):  # milliseconds per 3 s of mixture
@@ -111,7 +146,7 @@ def bench_meanshift(args) -> dict:
             times = []
             for name, (speakers_per_mix, embedded) in sets.items():
                 right = 0
-                for embeddings, active in embedded:
+                for embeddings, active, _ in embedded:
                     start = time.perf_counter()
                     found = cluster.cluster_embeddings(embeddings, active, method="meanshift", bandwidth=bandwidth,
                                                        min_cluster_fraction=fraction).n_found
@@ -137,7 +172,7 @@ def bench_meanshift(args) -> dict:
                 for name, (speakers_per_mix, embedded) in sets.items():
                     if not name.startswith(split):
                         continue
-                    for embeddings, active in embedded:
+                    for embeddings, active, _ in embedded:
                         start = time.perf_counter()
                         found = counting.count_talkers(embeddings, active, method, range(1, k_max + 1), **params)
                         times.append(per_3s(time.perf_counter() - start, embeddings))
@@ -177,7 +212,15 @@ def bench_meanshift(args) -> dict:
     print(f"\nBest on validation (meets {met} of the {len(COUNT_TARGETS)} count targets "
           f"{', '.join(f'K={k}: {v:.0%}' for k, v in COUNT_TARGETS.items())}; {mean:.0%} right on average "
           f"over K): {flags}")
-    return {"sweep": sweep, "counting": results, "chosen": chosen, "confusions": confusions,
+    spectra = gram_spectrum_table(sets, k_max)
+    print("\nGram spectrum of the active bins' embeddings (medians): eigenvalues of VᵀV/N, largest first, and the "
+          "share of the bins each talker dominates, loudest first")
+    print(f"{'set':<14}" + "".join(f"{'lambda' + str(i + 1):>9}" for i in range(k_max + 1))
+          + f"  {'bin shares':<}")
+    for name, row in spectra.items():
+        print(f"{name:<14}" + "".join(f"{value:>9.3f}" for value in row["lambda"])
+              + "  " + ", ".join(f"{value:.2f}" for value in row["share"]))
+    return {"sweep": sweep, "counting": results, "chosen": chosen, "confusions": confusions, "spectra": spectra,
             "talkers": list(talkers), "best": {"method": best_method, "params": chosen[best_method]}}
 
 
