@@ -93,17 +93,22 @@ def summary_text(config, stages: list[dict]) -> str:
 
 def mixing_text(stages: list[dict]) -> str:
     """How many talkers each stage's training mixtures held, as a phrase of the card."""
-    runs = []  # [talker phrase, first stage, last stage]
+    return stages_text(stages, lambda s: talkers_text(stage_talkers(s), s.get("talker_weights")), "; ")
+
+
+def stages_text(stages: list[dict], phrase, separator: str = ", then ") -> str:
+    """``phrase(stage)`` of each stage, consecutive equal phrases once: "A in stages 1-4, then B in stage 5"
+    (a single phrase alone)."""
+    runs = []  # [phrase, first stage, last stage]
     for stage in stages:
-        phrase = talkers_text(stage_talkers(stage), stage.get("talker_weights"))
-        if runs and runs[-1][0] == phrase:
+        if runs and runs[-1][0] == phrase(stage):
             runs[-1][2] = stage["stage"]
         else:
-            runs.append([phrase, stage["stage"], stage["stage"]])
+            runs.append([phrase(stage), stage["stage"], stage["stage"]])
     if len(runs) == 1:
         return runs[0][0]
-    return "; ".join(f"{phrase} in stage{'s' if last > first else ''} {first}{'-' + str(last) if last > first else ''}"
-                     for phrase, first, last in runs)
+    return separator.join(f"{text} in stage{'s' if last > first else ''} {first}{'-' + str(last) if last > first else ''}"
+                          for text, first, last in runs)
 
 
 def stage_dir(stage: int) -> Path:
@@ -308,8 +313,8 @@ TEST_MIXTURES = 100
 
 
 def count_set(talkers: int) -> str:
-    """The name of ``model.json``'s score of the LibriSpeech test mixtures of ``talkers`` talkers (other than 2)."""
-    return f"librispeech-sample, {talkers} talker{'s' if talkers > 1 else ''}"
+    """The name of ``model.json``'s score of the LibriSpeech test mixtures of ``talkers`` talkers (two: the main one)."""
+    return "librispeech-sample" if talkers == 2 else f"librispeech-sample, {talkers} talker{'s' if talkers > 1 else ''}"
 
 
 def score_sets(args) -> None:
@@ -327,6 +332,7 @@ def score_sets(args) -> None:
     model = pretrained.load(NAME)
     info = pretrained.read_info(model_dir())
     scores = {}
+
     def librispeech(talkers=2):
         return testset.from_corpus(find_corpus(None, None, [str(CORPUS)]), args.mixtures, 0, talkers).records
 
@@ -358,7 +364,7 @@ def score_sets(args) -> None:
                         f"{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} h on 2 CPU cores"]
     if config.counts_talkers:
         info["headline"].insert(1, "talkers counted right on " + ", ".join(
-            f"{100 * scores[count_set(k) if k != 2 else 'librispeech-sample']['count_accuracy']:.0f} % of {k}-talker"
+            f"{100 * scores[count_set(k)]['count_accuracy']:.0f} % of {k}-talker"
             for k in config.talker_set) + " LibriSpeech test mixtures")
     atomic_write_json(model_dir() / pretrained.INFO_FILE, info)
     print(f"Wrote the scores into {model_dir() / pretrained.INFO_FILE}")
@@ -432,16 +438,7 @@ def speed_text(info: dict) -> str:
 
 def objectives_text(stages: list[dict]) -> str:
     """Which embedding objective trained which stages, as a phrase of the card."""
-    runs = []  # [objective, first stage, last stage]
-    for stage in stages:
-        if runs and runs[-1][0] == objective(stage):
-            runs[-1][2] = stage["stage"]
-        else:
-            runs.append([objective(stage), stage["stage"], stage["stage"]])
-    if len(runs) == 1:
-        return f"the {OBJECTIVES[runs[0][0]]}"
-    return ", then ".join(f"the {OBJECTIVES[name]} in stage{'s' if last > first else ''} "
-                          f"{first}{'-' + str(last) if last > first else ''}" for name, first, last in runs)
+    return stages_text(stages, lambda s: f"the {OBJECTIVES[objective(s)]}")
 
 
 def count_setting(config) -> str:
@@ -455,7 +452,7 @@ def counting_text(config, scores: dict) -> str:
     """The card's paragraph and table on counting talkers (a model trained on several talker counts)."""
     rows = []
     for talkers in config.talker_set:
-        block = scores.get(count_set(talkers) if talkers != 2 else "librispeech-sample")
+        block = scores.get(count_set(talkers))
         if not block:
             rows.append(f"| {talkers} | not measured yet | | |")
             continue
@@ -517,7 +514,7 @@ def card(args) -> None:
     config = ExperimentConfig.load(model_dir() / "config.json")
     if config.counts_talkers:
         shape_comment = "[K, samples], K the talkers it counted,"
-        counted = {k: scores.get(count_set(k) if k != 2 else "librispeech-sample", {}).get("count_accuracy")
+        counted = {k: scores.get(count_set(k), {}).get("count_accuracy")
                    for k in config.talker_set}
         talker_limitation = (
             f"Counts {talkers_text(config.talker_set)} with {count_setting(config)}: right on " + ", ".join(

@@ -68,15 +68,13 @@ def gram_spectrum_table(sets: dict, k_max: int) -> dict:
     return table
 
 
-def dominant_shares(record, active) -> list[float]:
-    """The share of the active bins [T, F] each source of ``record`` dominates, largest first [K]."""
+def dominant_shares(record) -> list[float]:
+    """The share of the record's active bins each of its sources dominates (its ``ibm``), largest first [K]."""
     import numpy as np
 
-    from speechsep import signal
-
-    power = np.stack([np.abs(signal.stft(source)) for source in record["sources"]])  # [K, T, F]
-    winners = np.argmax(power, axis=0)[active]
-    return sorted((np.bincount(winners, minlength=len(power)) / max(1, winners.size)).tolist(), reverse=True)
+    winners = record["ibm"][record["active"]]
+    talkers = len(record["sources"])
+    return sorted((np.bincount(winners, minlength=talkers) / max(1, winners.size)).tolist(), reverse=True)
 
 
 def confusion_matrix(pairs, k_max: int):
@@ -128,9 +126,8 @@ def bench_meanshift(args) -> dict:
             embedded = []
             for record in testset.draw_mixtures(corpus, speakers, mixing, args.mixtures):
                 spectrum = signal.stft(record["mixture"])
-                active = signal.active_bins(spectrum)
-                embedded.append((embeddings_of(separator.network_output(spectrum)), active,
-                                 dominant_shares(record, active)))
+                embedded.append((embeddings_of(separator.network_output(spectrum)), signal.active_bins(spectrum),
+                                 dominant_shares(record)))
             sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
 
     def per_3s(seconds, embeddings):  # milliseconds per 3 s of mixture
