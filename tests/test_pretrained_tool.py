@@ -47,6 +47,18 @@ def test_the_card_says_how_many_talkers_each_stage_mixed_and_the_summary_follows
     assert "whitened, then the paper's objective" in summary and "counts and separates 1, 2 or 3 talkers" in summary
 
 
+def test_the_stage_table_names_each_stage_s_chunks_from_its_config():
+    from speechsep.config import ExperimentConfig
+
+    assert tool.stage_chunks({"stage": 1}) == "32 × 100 frames"  # recorded before the field
+    plain = ExperimentConfig(model="dc", batch_size=16)
+    assert tool.stage_chunks(tool.chunk_record(plain)) == "16 × 100 frames"
+    long = plain.replace(batch_size=32, long_chunk_frames=400, curriculum_epoch=0)
+    assert tool.stage_chunks(tool.chunk_record(long)) == "8 × 400 frames"  # as many frames per batch
+    later = long.replace(curriculum_epoch=2, long_chunk_frames=200)
+    assert tool.stage_chunks(tool.chunk_record(later)) == "32 × 100, then 16 × 200 frames from epoch 3"
+
+
 def test_the_counting_table_reports_each_trained_count_and_marks_what_was_not_measured():
     from speechsep.config import ExperimentConfig
 

@@ -73,6 +73,24 @@ def stage_talkers(stage: dict) -> tuple[int, ...]:
     return tuple(stage.get("talkers") or (2,))
 
 
+def chunk_record(config) -> dict:
+    """The training chunks of ``config``, as a model.json stage records them."""
+    return {"batch_size": config.batch_size, "chunk_frames": config.chunk_frames,
+            "long_chunk_frames": config.long_chunk_frames, "curriculum_epoch": config.curriculum_epoch,
+            "long_batch_size": config.long_batch_size if config.long_chunk_frames else None}
+
+
+def stage_chunks(stage: dict) -> str:
+    """The training chunks of a model.json stage: "32 × 100 frames", or with the curriculum
+    "32 × 100, then 8 × 400 frames from epoch 3" (the stages recorded before the field: 32 × 100)."""
+    short = f"{stage.get('batch_size', 32)} × {stage.get('chunk_frames', 100)}"
+    long_frames, first = stage.get("long_chunk_frames"), stage.get("curriculum_epoch")
+    if long_frames is None:
+        return short + " frames"
+    long = f"{stage['long_batch_size']} × {long_frames}"
+    return long + " frames" if first == 0 else f"{short}, then {long} frames from epoch {first + 1}"
+
+
 def talkers_text(talkers, weights=None) -> str:
     """``(1, 2, 3)``, ``(1, 1, 2)`` -> "1, 2 or 3 talkers (probabilities 1:1:2)"; ``(2,)`` -> "2 talkers"."""
     counts = [str(k) for k in talkers]
@@ -262,6 +280,7 @@ def export(args) -> None:
              "minutes": round(record["wall_seconds"] / 60.0, 1), "epochs": record["epochs_done"],
              "cpu": cpu.name, "cpu_flags": sorted(cpu.flags & set(CPU_FLAGS_OF_NOTE)), "precision": config.precision,
              "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "dropout": config.dropout,
+             **chunk_record(config),
              "dc_loss": config.dc_loss, "talkers": list(config.talker_set),
              "talker_weights": list(config.talker_weights) if config.talker_weights else None,
              "optimizer": "fresh Adam" if args.stage > 1 else "Adam from scratch",
@@ -492,7 +511,7 @@ def card(args) -> None:
         f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
         f"({', '.join(s['cpu_flags'])}) | {s['precision']} | "
         f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {short_objective(s)} | "
-        f"{', '.join(map(str, stage_talkers(s)))} | "
+        f"{', '.join(map(str, stage_talkers(s)))} | {stage_chunks(s)} | "
         f"{s['started_from']}, {s['optimizer']} | "
         f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
     curve_rows = "\n".join(
@@ -561,15 +580,15 @@ chunks (0.8 s).
 The study's deep-clustering network (Hershey et al., ICASSP 2016): 2 BLSTM layers of 300 units per
 direction on the 129-bin log-magnitude STFT (256-point FFT, hop 64, sqrt-Hann, 8 kHz), a dense layer to
 D = 40 unit-norm embeddings per bin; trained with {objectives_text(info['stages'])} on the active bins (40 dB below the mixture's peak are silent); Adam, gradient-norm clipping
-5, batches of 32 chunks. Masks come from k-means on the active bins' embeddings, soft
+5; the batches' chunks are in the stage table below. Masks come from k-means on the active bins' embeddings, soft
 (p(c|v) ∝ exp(5 vᵀμ_c)). Float16 storage of the weights ({(model_dir() / 'weights.npz').stat().st_size / 1e6:.1f} MB;
 computed in float32 after loading); sha256 in `model.json`, checked at every load.
 
 Training ran in stages, one per working session; each stage after the first started from the previous
 stage's exported (float16) weights with a **fresh Adam state** (the optimizer restarted at each stage boundary).
 
-| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | objective | talkers | started from | last training loss | last validation loss |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | objective | talkers | chunks per batch | started from | last training loss | last validation loss |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {stage_rows}
 
 {notes}In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training.
