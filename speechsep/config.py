@@ -22,7 +22,7 @@ RECURRENT = ("fast", "keras")  # speechsep/nn/recurrent.py layers, or stock kera
 PRECISIONS = ("float32", "bfloat16")  # mixed precision of speechsep/nn/recurrent.py
 # How a model trained on a varying number of talkers counts them at test time: the names of
 # speechsep.separation.counting.COUNTERS (a test checks that the two lists agree)
-COUNT_METHODS = ("meanshift", "eigenvalues", "eigengap", "silhouette")
+COUNT_METHODS = ("meanshift", "eigenvalues", "participation", "eigengap", "silhouette")
 MAX_TALKERS = 6  # the largest number of talkers per mixture a talker set may hold
 
 
@@ -85,8 +85,8 @@ class ExperimentConfig:
     ``talker_weights``; ``None``: always ``num_speakers``). A model trained
     on several counts estimates the count at test time with ``count_method``
     (:data:`speechsep.separation.counting.COUNTERS`) at its tuned setting
-    ``count_threshold`` (the eigenvalue share, the least silhouette or the
-    mean-shift bandwidth, :data:`speechsep.separation.counting.THRESHOLDS`;
+    ``count_threshold`` (the eigenvalue share, the directions per talker of
+    the participation ratio, the least silhouette or the mean-shift bandwidth, :data:`speechsep.separation.counting.THRESHOLDS`;
     ``None``: the method's own default).
     """
 

@@ -214,10 +214,12 @@ def test_a_runs_own_count_threshold_is_tried_for_its_own_counting_method_only():
     from speechsep.bench.meanshift import count_settings
     from speechsep.config import ExperimentConfig
 
-    args = argparse.Namespace(bandwidths=[0.2], eigen_thresholds=[0.1], min_silhouettes=[0.3])
+    args = argparse.Namespace(bandwidths=[0.2], eigen_thresholds=[0.1], directions_per_talker=[1.5],
+                              min_silhouettes=[0.3])
     config = ExperimentConfig.for_experiment("meanshift", talkers=(1, 2, 3), count_method="eigenvalues",
                                              count_threshold=0.12, meanshift_bandwidth=0.15)
     assert count_settings("eigenvalues", args, config) == [{"threshold": 0.1}, {"threshold": 0.12}]
     assert count_settings("silhouette", args, config) == [{"min_silhouette": 0.3}]
     assert count_settings("meanshift", args, config) == [{"bandwidth": 0.15}, {"bandwidth": 0.2}]
+    assert count_settings("participation", args, config) == [{"directions_per_talker": 1.5}]
     assert count_settings("eigengap", args, config) == [{}]

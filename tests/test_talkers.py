@@ -276,7 +276,10 @@ def test_the_counting_registry_is_the_configs_list():
 @pytest.mark.parametrize("k", [1, 2, 3])
 @pytest.mark.parametrize("spread", [0.3, 0.6])
 def test_each_counting_method_counts_blobs_on_the_sphere(method, k, spread):
-    assert counting.COUNTERS[method](blobs(k, spread=spread, seed=k), 3) == k
+    params = {}
+    if method == "participation":  # calibrated as on validation: the directions one talker's blob fills
+        params = {"directions_per_talker": counting.participation_ratio(blobs(1, spread=spread, seed=99))}
+    assert counting.COUNTERS[method](blobs(k, spread=spread, seed=k), 3, **params) == k
 
 
 @pytest.mark.parametrize("method", COUNT_METHODS)
@@ -285,6 +288,21 @@ def test_counts_stay_within_k_max_and_an_empty_input_is_no_active_bins(method):
     assert counting.COUNTERS[method](blobs(2, seed=4), 1) == 1
     with pytest.raises(ValueError, match="no active bins"):
         counting.COUNTERS[method](np.zeros((0, 20)), 3)
+
+
+def test_the_participation_ratio_counts_the_directions_and_its_parameter_the_directions_per_talker():
+    axes = np.eye(12)
+    assert counting.participation_ratio(np.repeat(axes[:1], 50, axis=0)) == pytest.approx(1.0)
+    shares = np.repeat(axes[:3], [50, 30, 20], axis=0)  # three orthogonal talkers, shares 0.5 / 0.3 / 0.2
+    assert counting.participation_ratio(shares) == pytest.approx(1 / (0.5 ** 2 + 0.3 ** 2 + 0.2 ** 2))
+    assert counting.count_participation(shares, 3) == 3  # 2.63 is nearer 3 than 2 on a log scale
+    for k in (1, 2, 3):  # each talker spread evenly over two orthogonal directions: a ratio of 2K
+        spread = np.repeat(axes[:2 * k], 10, axis=0)
+        assert counting.participation_ratio(spread) == pytest.approx(2 * k)
+        assert counting.count_participation(spread, 3, directions_per_talker=2.0) == k
+        assert counting.count_participation(spread, 6) == 2 * k  # one direction per talker: twice the talkers
+    with pytest.raises(ValueError, match="directions_per_talker"):
+        counting.count_participation(shares, 3, directions_per_talker=0.0)
 
 
 def test_count_talkers_uses_the_active_bins_and_keeps_to_the_allowed_counts():

@@ -11,7 +11,8 @@ talker alone). Prints
   minimum cluster fraction, and the clustering time;
 * for each counting method of :data:`speechsep.separation.counting.COUNTERS`
   and each of its settings (mean-shift: ``--bandwidths`` and the run's own;
-  eigenvalues: ``--eigen-thresholds``; silhouette: ``--min-silhouettes``) the
+  eigenvalues: ``--eigen-thresholds``; participation: ``--directions-per-talker``;
+  silhouette: ``--min-silhouettes``) the
   share of each K counted right on each split and the milliseconds per 3 s
   of mixture the count takes;
 * for each method, at its setting chosen on validation (see
@@ -223,12 +224,13 @@ def bench_meanshift(args) -> dict:
 
 def count_settings(method: str, args, config) -> list[dict]:
     """The settings of counting ``method`` to try: its :data:`~speechsep.separation.counting.THRESHOLDS` parameter
-    at ``--bandwidths`` (mean-shift), ``--eigen-thresholds`` or ``--min-silhouettes``, plus the run's own."""
+    at ``--bandwidths`` (mean-shift), ``--eigen-thresholds``, ``--directions-per-talker`` (participation) or
+    ``--min-silhouettes``, plus the run's own."""
     from speechsep.separation import counting
 
     name = counting.THRESHOLDS.get(method)
     values = {"meanshift": args.bandwidths, "eigenvalues": args.eigen_thresholds,
-              "silhouette": args.min_silhouettes}.get(method)
+              "participation": args.directions_per_talker, "silhouette": args.min_silhouettes}.get(method)
     if not name or not values:
         return [{}]
     # the run's own setting: its count_threshold belongs to its own count_method; mean-shift also has the bandwidth

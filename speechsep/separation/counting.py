@@ -12,6 +12,11 @@ is a function ``(points [N, D], k_max, seed=0, **params) -> K`` with
 - ``"eigenvalues"``: the number of eigenvalues of the normalised Gram matrix
   ``VᵀV / N`` (whose eigenvalues sum to 1: for ideal embeddings they are the
   talkers' shares of the bins) above ``threshold``;
+- ``"participation"``: the participation ratio ``1 / Σ λ²`` of the same
+  spectrum, the number of directions the embeddings effectively fill, over
+  the directions one talker fills (``directions_per_talker``), rounded on a
+  log scale (a talker whose bins spread over a few directions still counts
+  once, where the eigenvalue counter loses its share among them);
 - ``"eigengap"``: the K with the largest gap ``log λ_K − log λ_{K+1}`` of
   the same spectrum (largest first);
 - ``"silhouette"``: k-means for K = 2..k_max, the K of the best mean
@@ -67,6 +72,29 @@ def count_eigenvalues(points, k_max, seed=0, threshold=0.1) -> int:
     """
     points, k_max = _checked(points, k_max)
     return int(np.clip(np.sum(gram_spectrum(points) > threshold), 1, k_max))
+
+
+def participation_ratio(points) -> float:
+    """``1 / Σ λ²`` of the eigenvalues ``λ`` of ``VᵀV / N`` (they sum to 1) for unit rows ``V`` [N, D]: the number
+    of directions the points effectively fill, between 1 (all along one direction) and D (spread evenly)."""
+    return float(1.0 / np.sum(gram_spectrum(points) ** 2))
+
+
+def count_participation(points, k_max, seed=0, directions_per_talker=1.0) -> int:
+    """The K in ``1..k_max`` whose ``K * directions_per_talker`` is nearest the participation ratio on a log scale.
+
+    Ideal embeddings give each talker one direction (``directions_per_talker = 1``;
+    unequal shares lower the ratio, e.g. shares 0.5 / 0.3 / 0.2 give 2.6, counted as 3);
+    a trained network spreads a talker over more, so the parameter is chosen on
+    validation. The boundary between K and K + 1 talkers lies at a ratio of
+    ``directions_per_talker * sqrt(K (K + 1))``. points : [N, D]; ``seed`` is unused (deterministic).
+    """
+    points, k_max = _checked(points, k_max)
+    if not directions_per_talker > 0:
+        raise ValueError(f"directions_per_talker must be > 0, got {directions_per_talker}")
+    counts = np.arange(1, k_max + 1)
+    distance = np.abs(np.log(participation_ratio(points)) - np.log(counts * float(directions_per_talker)))
+    return int(counts[np.argmin(distance)])
 
 
 def count_eigengap(points, k_max, seed=0, floor=1e-4) -> int:
@@ -135,12 +163,13 @@ def count_silhouette(points, k_max, seed=0, min_silhouette=0.3, max_points=1000,
     return best if best_score >= min_silhouette else 1
 
 
-COUNTERS = {"meanshift": count_meanshift, "eigenvalues": count_eigenvalues, "eigengap": count_eigengap,
-            "silhouette": count_silhouette}
+COUNTERS = {"meanshift": count_meanshift, "eigenvalues": count_eigenvalues, "participation": count_participation,
+            "eigengap": count_eigengap, "silhouette": count_silhouette}
 """The counting methods by name (``ExperimentConfig.count_method``): ``(points [N, D], k_max, seed, **params) -> K``."""
 assert tuple(COUNTERS) == COUNT_METHODS, "speechsep.config.COUNT_METHODS must list the counters of this module"
 
-THRESHOLDS = {"meanshift": "bandwidth", "eigenvalues": "threshold", "silhouette": "min_silhouette"}
+THRESHOLDS = {"meanshift": "bandwidth", "eigenvalues": "threshold", "participation": "directions_per_talker",
+              "silhouette": "min_silhouette"}
 """Each method's one tuned parameter, the one ``ExperimentConfig.count_threshold`` sets (eigengap has none)."""
 
 

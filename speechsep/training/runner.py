@@ -132,6 +132,7 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
                                    "(speechsep.separation.counting; default %(default)s)")
         counting.add_argument("--count-threshold", type=float, default=defaults.count_threshold,
                               help="the counting method's tuned setting: the eigenvalue share (eigenvalues), "
+                                   "the directions one talker fills (participation), "
                                    "the least silhouette of several talkers (silhouette), the bandwidth "
                                    "(meanshift); default %(default)s: the method's own")
     else:
