@@ -45,6 +45,11 @@ def test_the_card_says_how_many_talkers_each_stage_mixed_and_the_summary_follows
     counts = fixed.replace(talkers=(1, 2, 3), count_method="eigenvalues", count_threshold=0.12)
     summary = tool.summary_text(counts, old + [counting])
     assert "whitened, then the paper's objective" in summary and "counts and separates 1, 2 or 3 talkers" in summary
+    assert tool.count_setting(counts) == "the eigenvalues method, threshold 0.12"
+    by_ratio = counts.replace(count_method="participation", count_threshold=1.9)
+    assert tool.count_setting(by_ratio) == "the participation method, directions per talker 1.9"
+    assert tool.count_setting(by_ratio.replace(count_threshold=None)) == \
+        "the participation method, the method's default directions per talker"
 
 
 def test_the_stage_table_names_each_stage_s_chunks_from_its_config():

@@ -267,8 +267,12 @@ def export(args) -> None:
 
     out = stage_dir(args.stage)
     config = ExperimentConfig.load(out / "config.json")
-    if args.count_threshold is not None:
-        config = config.replace(count_threshold=args.count_threshold)
+    counting = {key: value for key, value in (("count_method", args.count_method),
+                                              ("count_threshold", args.count_threshold)) if value is not None}
+    try:
+        config = config.replace(**counting)
+    except ValueError as error:  # e.g. a threshold of 0: one line, nothing written
+        raise SystemExit(f"export: {error}") from None
     record = json.loads((out / "run.json").read_text())
     network = load_model(out / f"{args.checkpoint}.keras")
     previous = pretrained.read_info(model_dir()) if (model_dir() / "model.json").is_file() else {}
@@ -461,9 +465,12 @@ def objectives_text(stages: list[dict]) -> str:
 
 
 def count_setting(config) -> str:
-    """How the model counts talkers, as a phrase: its method and threshold (``config.count_*``)."""
-    threshold = (f"threshold {config.count_threshold:g}" if config.count_threshold is not None
-                 else "the method's default threshold")
+    """How the model counts talkers, as a phrase: its method and tuned setting (``config.count_*``)."""
+    from speechsep.separation.counting import THRESHOLDS
+
+    name = THRESHOLDS.get(config.count_method, "threshold").replace("_", " ")
+    threshold = (f"{name} {config.count_threshold:g}" if config.count_threshold is not None
+                 else f"the method's default {name}")
     return f"the {config.count_method} method, {threshold}"
 
 
@@ -638,6 +645,7 @@ fails if the shipped model moves more than 0.3 dB away from it.
 
 def main(argv=None) -> None:
     from speechsep.cli import program_start
+    from speechsep.config import COUNT_METHODS
 
     program_start()  # an entry point: the quiet TensorFlow start-up of the scripts
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -662,6 +670,9 @@ def main(argv=None) -> None:
             command.add_argument("--checkpoint", choices=("last", "best"), default="last",
                                  help="the stage's final weights (default; the next stage continues from them) "
                                       "or its best on the validation loss")
+            command.add_argument("--count-method", choices=COUNT_METHODS, default=None,
+                                 help="a model trained on several talker counts: the counting method chosen on "
+                                      "validation mixtures (default: the stage's own)")
             command.add_argument("--count-threshold", type=float, default=None,
                                  help="a model trained on several talker counts: the count threshold chosen on "
                                       "validation mixtures by `python -m speechsep.bench meanshift --model "
