@@ -74,6 +74,8 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
         talkers = int(name.split()[-1].split("-")[0])
         assert len(row["lambda"]) == 4 and row["lambda"] == sorted(row["lambda"], reverse=True)
         assert sum(row["lambda"]) <= 1 + 1e-6 and len(row["share"]) == talkers
+        low, median, high = row["participation"]
+        assert 1 - 1e-6 <= low <= median <= high  # 1: every bin along one direction
     assert result["spectra"]["test 1-spk"]["share"] == [1.0]
     assert "Gram spectrum" in out
 
@@ -88,6 +90,7 @@ def test_the_gram_spectrum_of_orthogonal_talkers_is_their_share_of_the_bins():
     shares = sorted((np.bincount(labels.ravel()) / labels.size).tolist(), reverse=True)
     table = gram_spectrum_table({"test 3-spk": (3, [(embeddings, active, shares)] * 3)}, 3)
     np.testing.assert_allclose(table["test 3-spk"]["lambda"], shares + [0.0], atol=1e-6)
+    np.testing.assert_allclose(table["test 3-spk"]["participation"], [1 / np.sum(np.square(shares))] * 3, rtol=1e-6)
     # merged talkers (one shared direction for the second and third) leave the third eigenvalue at 0
     merged = np.eye(6, dtype=np.float32)[np.minimum(labels, 1)]
     table = gram_spectrum_table({"test 3-spk": (3, [(merged, active, shares)])}, 3)

@@ -21,7 +21,8 @@ talker alone). Prints
 * the best method and setting on validation, as the training-script flags
   that make it a run's default;
 * the Gram spectrum of each set: the median of the largest eigenvalues of the
-  active bins' ``VᵀV / N`` (:func:`gram_spectrum_table`), beside the median
+  active bins' ``VᵀV / N`` (:func:`gram_spectrum_table`) and the spread of
+  their participation ratio (the participation counter's statistic), beside the median
   share of the active bins the K-th loudest talker dominates. The eigenvalue
   counter counts the talkers whose direction holds more than its threshold,
   so a third talker that takes a fifth of the bins but no eigenvalue of its
@@ -55,8 +56,9 @@ def validation_score(right: dict) -> tuple[int, float]:
 
 def gram_spectrum_table(sets: dict, k_max: int) -> dict:
     """Per set ``name -> (K, [(embeddings [T, F, D], active [T, F], shares [K])])``: the median of each of the
-    ``k_max + 1`` largest Gram eigenvalues of its mixtures ("lambda") and the median share of the active bins
-    dominated by the loudest, second... talker ("share", K values, largest first)."""
+    ``k_max + 1`` largest Gram eigenvalues of its mixtures ("lambda"), the 10th, 50th and 90th percentiles of their
+    participation ratios (``1 / Σ λ²``, "participation") and the median share of the active bins dominated by the
+    loudest, second... talker ("share", K values, largest first)."""
     import numpy as np
 
     from speechsep.separation import counting
@@ -64,7 +66,9 @@ def gram_spectrum_table(sets: dict, k_max: int) -> dict:
     table = {}
     for name, (_, embedded) in sets.items():
         spectra = [counting.gram_spectrum(embeddings[active])[:k_max + 1] for embeddings, active, _ in embedded]
+        ratios = [counting.participation_ratio(embeddings[active]) for embeddings, active, _ in embedded]
         table[name] = {"lambda": np.median(spectra, axis=0).tolist(),
+                       "participation": np.percentile(ratios, [10, 50, 90]).tolist(),
                        "share": np.median([shares for _, _, shares in embedded], axis=0).tolist()}
     return table
 
@@ -214,9 +218,10 @@ def bench_meanshift(args) -> dict:
     print("\nGram spectrum of the active bins' embeddings (medians): eigenvalues of VᵀV/N, largest first, and the "
           "share of the bins each talker dominates, loudest first")
     print(f"{'set':<14}" + "".join(f"{'lambda' + str(i + 1):>9}" for i in range(k_max + 1))
-          + f"  {'bin shares':<}")
+          + f"{'participation ratio, 10-50-90 %':>34}  {'bin shares':<}")
     for name, row in spectra.items():
         print(f"{name:<14}" + "".join(f"{value:>9.3f}" for value in row["lambda"])
+              + f"{' / '.join(f'{value:.2f}' for value in row['participation']):>34}"
               + "  " + ", ".join(f"{value:.2f}" for value in row["share"]))
     return {"sweep": sweep, "counting": results, "chosen": chosen, "confusions": confusions, "spectra": spectra,
             "talkers": list(talkers), "best": {"method": best_method, "params": chosen[best_method]}}
