@@ -174,6 +174,28 @@ def test_shipped_model_scores_its_pin():
         f"{pretrained.DEFAULT_MODEL}: {sdri:.2f} dB SDRi on the regression mixtures"
 
 
+# Mixtures of each talker count among pretrained.regression_mixtures(talkers=K) that the shipped model counted
+# right when it was exported (its config's count method and setting); a model that does not count has none.
+PINNED_COUNTS = {"dc-librispeech": {1: None, 2: None, 3: None}}
+
+
+def test_shipped_model_counts_its_pin():
+    if pretrained.DEFAULT_MODEL not in pretrained.available():
+        pytest.skip("no shipped model in this installation")
+    from speechsep.eval import evaluation
+
+    model = pretrained.load()
+    separate = evaluation.model_separate(model.separator)
+    right = {}
+    for talkers in PINNED_COUNTS[pretrained.DEFAULT_MODEL]:
+        records, _ = pretrained.regression_mixtures(talkers=talkers)
+        right[talkers] = sum(row["speaker_count_right"] for row in evaluation.evaluate_records(records, separate))
+    pinned = PINNED_COUNTS[pretrained.DEFAULT_MODEL]
+    # one mixture either way: a ratio on a count's boundary may round the other way on other vector units
+    assert all(abs(right[k] - pinned[k]) <= 1 for k in pinned), \
+        f"{pretrained.DEFAULT_MODEL}: {right} of 12 mixtures counted right, pinned {pinned}"
+
+
 @pytest.mark.slow
 def test_wheel_ships_every_model_file(tmp_path):
     """``pip install .`` (not only editable installs) gets the shipped models: the wheel holds their files."""

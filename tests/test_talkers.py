@@ -277,8 +277,8 @@ def test_the_counting_registry_is_the_configs_list():
 @pytest.mark.parametrize("spread", [0.3, 0.6])
 def test_each_counting_method_counts_blobs_on_the_sphere(method, k, spread):
     params = {}
-    if method == "participation":  # calibrated as on validation: the directions one talker's blob fills
-        params = {"directions_per_talker": counting.participation_ratio(blobs(1, spread=spread, seed=99))}
+    if method == "participation":  # chosen as on validation: wider blobs add more directions per talker
+        params = {"directions_per_talker": {0.3: 1.1, 0.6: 1.9}[spread]}
     assert counting.COUNTERS[method](blobs(k, spread=spread, seed=k), 3, **params) == k
 
 
@@ -295,12 +295,13 @@ def test_the_participation_ratio_counts_the_directions_and_its_parameter_the_dir
     assert counting.participation_ratio(np.repeat(axes[:1], 50, axis=0)) == pytest.approx(1.0)
     shares = np.repeat(axes[:3], [50, 30, 20], axis=0)  # three orthogonal talkers, shares 0.5 / 0.3 / 0.2
     assert counting.participation_ratio(shares) == pytest.approx(1 / (0.5 ** 2 + 0.3 ** 2 + 0.2 ** 2))
-    assert counting.count_participation(shares, 3) == 3  # 2.63 is nearer 3 than 2 on a log scale
-    for k in (1, 2, 3):  # each talker spread evenly over two orthogonal directions: a ratio of 2K
-        spread = np.repeat(axes[:2 * k], 10, axis=0)
-        assert counting.participation_ratio(spread) == pytest.approx(2 * k)
-        assert counting.count_participation(spread, 3, directions_per_talker=2.0) == k
-        assert counting.count_participation(spread, 6) == 2 * k  # one direction per talker: twice the talkers
+    assert counting.count_participation(shares, 3) == 3  # a ratio of 2.63 rounds to 3 directions
+    for directions in range(1, 8):  # spread evenly over that many orthogonal directions: a ratio of that many
+        spread = np.repeat(axes[:directions], 10, axis=0)
+        assert counting.participation_ratio(spread) == pytest.approx(directions)
+        assert counting.count_participation(spread, 12) == directions  # one direction per talker
+        # the first talker one direction, each further one 2: ratios 1 | 2-3 | 4+ are 1 | 2 | 3 talkers
+        assert counting.count_participation(spread, 3, directions_per_talker=2.0) == min(3, 1 + directions // 2)
     with pytest.raises(ValueError, match="directions_per_talker"):
         counting.count_participation(shares, 3, directions_per_talker=0.0)
 

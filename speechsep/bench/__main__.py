@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="minimum cluster sizes to try, as a fraction of the active bins")
     meanshift.add_argument("--eigen-thresholds", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2],
                            help="eigenvalue counting: thresholds to try (shares of the Gram matrix's trace)")
-    meanshift.add_argument("--directions-per-talker", type=float, nargs="+", default=[1.0, 1.5, 1.8, 2.0, 2.2],
+    meanshift.add_argument("--directions-per-talker", type=float, nargs="+", default=[1.0, 1.5, 2.0, 2.5, 3.0],
                            help="participation-ratio counting: directions one talker's embeddings fill, to try")
     meanshift.add_argument("--min-silhouettes", type=float, nargs="+", default=[0.2, 0.3, 0.4],
                            help="silhouette counting: the silhouettes below which one talker is counted, to try")

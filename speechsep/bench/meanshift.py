@@ -163,7 +163,7 @@ def bench_meanshift(args) -> dict:
     k_max = max(talkers)
     results, chosen, chosen_scores, confusions = [], {}, {}, {}
     print("\nCounting methods: share of mixtures counted right per true K (valid | test)")
-    print(f"{'method':<12}{'setting':<24}" + "".join(f"{'valid ' + str(k):>9}" for k in talkers)
+    print(f"{'method':<15}{'setting':<28}" + "".join(f"{'valid ' + str(k):>9}" for k in talkers)
           + "".join(f"{'test ' + str(k):>9}" for k in talkers) + f"{'ms / 3 s':>10}")
     for method in counting.COUNTERS:
         best = None
@@ -185,7 +185,7 @@ def bench_meanshift(args) -> dict:
                    "matrices": {split: matrix.tolist() for split, matrix in matrices.items()}}
             results.append(row)
             setting = ", ".join(f"{key}={value:g}" for key, value in params.items()) or "defaults"
-            print(f"{method:<12}{setting:<24}"
+            print(f"{method:<15}{setting:<28}"
                   + "".join(_percent(right[split][k]) for split in ("valid", "test") for k in talkers)
                   + f"{row['ms_per_3s']:>10.0f}")
             score = validation_score(right["valid"])  # chosen on validation

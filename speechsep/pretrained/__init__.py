@@ -207,9 +207,9 @@ def split_speakers_of(info: dict, split: str) -> set[str]:
     return {bare_speaker(s) for s in info["data"]["splits"][split]}
 
 
-def regression_mixtures(name: str = DEFAULT_MODEL, count: int = 12) -> tuple[list[dict], list[str]]:
-    """(``count`` fixed two-talker mixture records, their speakers) of the built-in LibriSpeech mini,
-    drawn only from the speakers that the shipped model ``name`` lists as test speakers (never trained on).
+def regression_mixtures(name: str = DEFAULT_MODEL, count: int = 12, talkers: int = 2) -> tuple[list[dict], list[str]]:
+    """(``count`` fixed mixture records of ``talkers`` talkers each, their speakers) of the built-in LibriSpeech
+    mini, drawn only from the speakers that the shipped model ``name`` lists as test speakers (never trained on).
 
     The mixtures every installation has, so a regression test can pin the model's score on them.
     """
@@ -221,7 +221,7 @@ def regression_mixtures(name: str = DEFAULT_MODEL, count: int = 12) -> tuple[lis
     unseen, trained = split_speakers_of(info, "test"), split_speakers_of(info, "train")
     corpus = find_corpus(None, "librispeech-mini", [])
     speakers = sorted(s for s in corpus.speakers if s in unseen and s not in trained)
-    return draw_mixtures(corpus, speakers, MixingConfig(num_speakers=2, seed=0), count), speakers
+    return draw_mixtures(corpus, speakers, MixingConfig(num_speakers=talkers, seed=0), count), speakers
 
 
 def unseen_records(name: str, records: list[dict]) -> list[dict]:

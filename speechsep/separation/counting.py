@@ -13,10 +13,10 @@ is a function ``(points [N, D], k_max, seed=0, **params) -> K`` with
   ``VᵀV / N`` (whose eigenvalues sum to 1: for ideal embeddings they are the
   talkers' shares of the bins) above ``threshold``;
 - ``"participation"``: the participation ratio ``1 / Σ λ²`` of the same
-  spectrum, the number of directions the embeddings effectively fill, over
-  the directions one talker fills (``directions_per_talker``), rounded on a
-  log scale (a talker whose bins spread over a few directions still counts
-  once, where the eigenvalue counter loses its share among them);
+  spectrum, the number of directions the embeddings effectively fill: one
+  for a lone voice, and ``directions_per_talker`` more for each further
+  talker (a third talker whose bins spread over a few minor directions still
+  adds to it, where the eigenvalue counter loses its share among them);
 - ``"eigengap"``: the K with the largest gap ``log λ_K − log λ_{K+1}`` of
   the same spectrum (largest first);
 - ``"silhouette"``: k-means for K = 2..k_max, the K of the best mean
@@ -81,20 +81,22 @@ def participation_ratio(points) -> float:
 
 
 def count_participation(points, k_max, seed=0, directions_per_talker=1.0) -> int:
-    """The K in ``1..k_max`` whose ``K * directions_per_talker`` is nearest the participation ratio on a log scale.
+    """``K = 1 + round((ratio − 1) / directions_per_talker)`` in ``1..k_max``, ``ratio`` the participation ratio.
 
-    Ideal embeddings give each talker one direction (``directions_per_talker = 1``;
-    unequal shares lower the ratio, e.g. shares 0.5 / 0.3 / 0.2 give 2.6, counted as 3);
-    a trained network spreads a talker over more, so the parameter is chosen on
-    validation. The boundary between K and K + 1 talkers lies at a ratio of
-    ``directions_per_talker * sqrt(K (K + 1))``. points : [N, D]; ``seed`` is unused (deterministic).
+    A lone voice's embeddings fill about one direction, and each further talker
+    adds ``directions_per_talker``: 1 for ideal embeddings (K orthogonal
+    talkers of equal share give a ratio of K; unequal shares lower it, e.g.
+    0.5 / 0.3 / 0.2 give 2.6, still counted as 3). A trained network's mixed
+    bins spread each further talker over more directions, so the parameter is
+    chosen on validation. The boundary between K and K + 1 talkers lies at a
+    ratio of ``1 + directions_per_talker * (K − 0.5)`` (a tie counts K + 1).
+    points : [N, D]; ``seed`` is unused (deterministic).
     """
     points, k_max = _checked(points, k_max)
     if not directions_per_talker > 0:
         raise ValueError(f"directions_per_talker must be > 0, got {directions_per_talker}")
-    counts = np.arange(1, k_max + 1)
-    distance = np.abs(np.log(participation_ratio(points)) - np.log(counts * float(directions_per_talker)))
-    return int(counts[np.argmin(distance)])
+    found = 1 + np.floor((participation_ratio(points) - 1.0) / float(directions_per_talker) + 0.5)
+    return int(np.clip(found, 1, k_max))
 
 
 def count_eigengap(points, k_max, seed=0, floor=1e-4) -> int:
