@@ -579,8 +579,8 @@ was used, so the TIMIT score below measures a corpus the model never saw. Audio 
 `model.json` lists every speaker of each split.
 
 Mixtures were drawn afresh for every batch (dynamic mixing) of different training speakers ({mixing_text(info['stages'])}), random
-4-second crops, relative level uniform in 0-5 dB, speed perturbation 0.9-1.1; the network sees 100-frame
-chunks (0.8 s).
+4-second crops, relative level uniform in 0-5 dB, speed perturbation 0.9-1.1; the network sees the chunks
+of the stage table (100 frames are 0.8 s, 400 are 3.2 s).
 
 ## Network and recipe
 

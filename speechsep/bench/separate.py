@@ -64,7 +64,7 @@ def bench_separate(args) -> list[dict]:
     runs = [(readout, False) for readout in readouts]
     runs += [(readout, True) for readout in readouts if counts_talkers(separator.config, readout)]
     rows = []
-    print(f"{'model':<24}{'readout':<20}{'seconds (3 s mix)':>20}{'RTF':>8}{'first call (s)':>16}")
+    print(f"{'model':<24}{'readout':<32}{'seconds (3 s mix)':>20}{'RTF':>8}{'first call (s)':>16}")
     for readout, counted in runs:
         def separate():
             separator.separate(mixture, readout=readout, estimate_count=counted)
@@ -82,6 +82,6 @@ def bench_separate(args) -> list[dict]:
         rows.append({"model": separator.config.experiment, "readout": name, "seconds": seconds,
                      "rtf": seconds / SECONDS, "first_call_seconds": first, "load_seconds": loaded,
                      "import_seconds": imported})
-        print(f"{separator.config.experiment:<24}{name:<20}{seconds:>20.3f}{seconds / SECONDS:>8.3f}"
+        print(f"{separator.config.experiment:<24}{name:<32}{seconds:>20.3f}{seconds / SECONDS:>8.3f}"
               f"{first:>16.2f}")
     return rows
