@@ -85,9 +85,10 @@ class ExperimentConfig:
     ``talker_weights``; ``None``: always ``num_speakers``). A model trained
     on several counts estimates the count at test time with ``count_method``
     (:data:`speechsep.separation.counting.COUNTERS`) at its tuned setting
-    ``count_threshold`` (the eigenvalue share, the directions per talker of
-    the participation ratio, the least silhouette or the mean-shift bandwidth, :data:`speechsep.separation.counting.THRESHOLDS`;
-    ``None``: the method's own default).
+    ``count_threshold`` (the eigenvalue share, the directions per further
+    talker of the participation ratio, the least silhouette or the mean-shift
+    bandwidth, :data:`speechsep.separation.counting.THRESHOLDS`; ``None``: the
+    method's own default).
     """
 
     experiment: str = "deepclustering"
