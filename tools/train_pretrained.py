@@ -119,10 +119,11 @@ def stages_text(stages: list[dict], phrase, separator: str = ", then ") -> str:
     (a single phrase alone)."""
     runs = []  # [phrase, first stage, last stage]
     for stage in stages:
-        if runs and runs[-1][0] == phrase(stage):
+        text = phrase(stage)
+        if runs and runs[-1][0] == text:
             runs[-1][2] = stage["stage"]
         else:
-            runs.append([phrase(stage), stage["stage"], stage["stage"]])
+            runs.append([text, stage["stage"], stage["stage"]])
     if len(runs) == 1:
         return runs[0][0]
     return separator.join(f"{text} in stage{'s' if last > first else ''} {first}{'-' + str(last) if last > first else ''}"

@@ -65,8 +65,9 @@ def gram_spectrum_table(sets: dict, k_max: int) -> dict:
 
     table = {}
     for name, (_, embedded) in sets.items():
-        spectra = [counting.gram_spectrum(embeddings[active])[:k_max + 1] for embeddings, active, _ in embedded]
-        ratios = [counting.participation_ratio(embeddings[active]) for embeddings, active, _ in embedded]
+        whole = [counting.gram_spectrum(embeddings[active]) for embeddings, active, _ in embedded]  # one per mixture
+        spectra = [spectrum[:k_max + 1] for spectrum in whole]
+        ratios = [counting.spectrum_participation(spectrum) for spectrum in whole]
         table[name] = {"lambda": np.median(spectra, axis=0).tolist(),
                        "participation": np.percentile(ratios, [10, 50, 90]).tolist(),
                        "share": np.median([shares for _, _, shares in embedded], axis=0).tolist()}

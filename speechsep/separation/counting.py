@@ -77,7 +77,12 @@ def count_eigenvalues(points, k_max, seed=0, threshold=0.1) -> int:
 def participation_ratio(points) -> float:
     """``1 / Σ λ²`` of the eigenvalues ``λ`` of ``VᵀV / N`` (they sum to 1) for unit rows ``V`` [N, D]: the number
     of directions the points effectively fill, between 1 (all along one direction) and D (spread evenly)."""
-    return float(1.0 / np.sum(gram_spectrum(points) ** 2))
+    return spectrum_participation(gram_spectrum(points))
+
+
+def spectrum_participation(spectrum) -> float:
+    """``1 / Σ λ²`` of a whole Gram spectrum [D] (:func:`gram_spectrum`), for a caller that already has it."""
+    return float(1.0 / np.sum(np.asarray(spectrum, dtype=np.float64) ** 2))
 
 
 def count_participation(points, k_max, seed=0, directions_per_talker=1.0) -> int:
