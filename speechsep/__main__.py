@@ -72,7 +72,8 @@ def evaluate_command(args) -> dict:
         test = test_set_from_args(args, args.speakers or separator.config.num_speakers)
         evaluation.check_unseen(model.source.folder, test.speakers, test.corpus)
         readout = args.clusterer or separator.config.readout
-        separate = evaluation.model_separate(separator, readout)
+        separate = evaluation.model_separate(separator, readout, counted=args.counted)
+        readout = f"{readout}-counted" if args.counted else readout
         name = f"{model.name}-{readout}" if model.source.shipped else f"{separator.config.experiment}-{readout}"
         out = Path(args.out or (f"evaluation-{model.name}" if model.source.shipped else model.source.folder / "evaluation"))
     check_out_dir(out)  # before the evaluation: a bad --out is one line, not a lost run
@@ -211,6 +212,10 @@ def main(argv=None) -> int:
     evaluate.add_argument("--seed", type=int, default=None, help="split and mixing seed (default: the run's)")
     evaluate.add_argument("--speakers", type=int, default=None, help="talkers per test mixture (default: the run's)")
     add_clusterer_argument(evaluate)
+    evaluate.add_argument("--counted", action="store_true",
+                          help="a model trained with --talkers: separate into the number of talkers it counts, as "
+                               "separate does, not the true number (a talker the count missed scores as the "
+                               "mixture, 0 dB; of too many estimates the best-matching ones are scored)")
     evaluate.add_argument("--out", default=None, help="output folder (default: RUN_DIR/evaluation)")
     separate = commands.add_parser(
         "separate", help="separate wav files with a trained run",

@@ -47,6 +47,21 @@ def test_oracle_order_on_the_fixed_toy_mixture(oracle_rows):
     assert irm["stoi_improvement"] > ibm["stoi_improvement"] > 0.2  # ratio masks sound smoother
 
 
+def test_a_miscounted_separation_scores_against_the_true_count(fixed_record, oracle_rows):
+    """One estimate of two talkers (the count found one) scores as the mixture, 0 dB; three estimates score
+    their best-matching two, so a spurious extra one costs nothing."""
+    mixture = fixed_record["mixture"]
+    labels = np.zeros(fixed_record["active"].shape, np.int64)
+    one = evaluation.score_record(fixed_record, mixture[None], labels, n_found=1)
+    assert one["sdr_improvement"] == pytest.approx(0.0, abs=0.05) and one["speaker_count_right"] is False
+    separate = evaluation.oracle_separate("ibm")
+    estimates, labels, _ = separate(fixed_record)
+    three = np.insert(estimates, 1, 0.01 * mixture[:estimates.shape[1]], axis=0)  # [3, T], the extra one in the middle
+    row = evaluation.score_record(fixed_record, three, labels, n_found=3)
+    assert row["sdr_improvement"] == pytest.approx(oracle_rows["ibm"]["sdr_improvement"], abs=1e-6)
+    assert row["speakers_found"] == 3 and row["speaker_count_right"] is False
+
+
 def test_comparison_figure_and_table_follow_the_study_order():
     from speechsep.eval import compare
 

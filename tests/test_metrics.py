@@ -365,6 +365,30 @@ def test_stoi_is_one_for_a_perfect_estimate_and_drops_with_noise():
 # --------------------------------------------------------------------------
 
 
+@given(position=st.integers(0, 2), swap=st.booleans())
+@settings(max_examples=12, deadline=None)
+def test_match_count_drops_the_extra_estimate_wherever_it_is(two_talkers, position, swap):
+    mixture, references, estimates = two_talkers
+    kept = estimates[::-1] if swap else estimates
+    junk = 0.1 * np.random.default_rng(position).standard_normal(references.shape[-1])
+    three = np.insert(kept, position, junk, axis=0)  # [3, T]: a talker too many
+    np.testing.assert_allclose(metrics.match_count(mixture, references, three), kept)
+
+
+def test_match_count_gives_a_missed_talker_the_mixture_and_zero_improvement(two_talkers):
+    mixture, references, estimates = two_talkers
+    matched = metrics.match_count(mixture, references, estimates[1:])  # the count found one talker
+    np.testing.assert_allclose(matched, [estimates[1], mixture])
+    result = metrics.evaluate_separation(mixture, references, matched, SAMPLE_RATE, metrics=("si_sdr", "sdr"))
+    assert result["permutation"] == [1, 0]
+    assert result["per_source"]["si_sdr_improvement"][0] == pytest.approx(0.0, abs=1e-6)  # the missed talker
+    assert result["per_source"]["si_sdr_improvement"][1] > 10.0
+    alone = metrics.match_count(mixture, references, mixture[None, :-100])  # one estimate, shorter: padded
+    assert alone.shape == references.shape
+    assert metrics.evaluate_separation(mixture, references, alone, SAMPLE_RATE,
+                                       metrics=("sdr",))["sdr_improvement"] == pytest.approx(0.0, abs=0.05)
+
+
 def test_mismatched_source_counts_raise_with_the_shapes(two_talkers):
     mixture, references, _ = two_talkers
     three = np.stack([references[0], references[1], mixture])

@@ -56,6 +56,23 @@ def test_export_load_separate_round_trip(shipped, trained_runs):
     assert ExperimentConfig.load(shipped / "config.json").precision == "float32"
 
 
+def test_an_export_that_changes_only_the_config_keeps_the_weights_file(shipped, trained_runs):
+    from speechsep.nn.models import load_model
+
+    network, weights = load_model(trained_runs / "deepclustering" / "best.keras"), shipped / "weights.npz"
+    before, info = weights.stat(), json.loads((shipped / "model.json").read_text())
+    source = pretrained.resolve(shipped)
+    pretrained.export(network, source.config.replace(seed=7), source.stats, shipped, info)
+    after = weights.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten
+    assert ExperimentConfig.load(shipped / "config.json").seed == 7
+    network.set_weights([w + 0.01 for w in network.get_weights()])  # new weights are written, with their sha256
+    pretrained.export(network, source.config, source.stats, shipped, info)
+    assert weights.stat().st_ino != before.st_ino
+    assert json.loads((shipped / "model.json").read_text())["weights_sha256"] != info["weights_sha256"]
+    np.testing.assert_allclose(pretrained.read_weights(shipped)[0], network.get_weights()[0], atol=1e-2)
+
+
 def test_separate_any_rate_and_channels_returns_the_input_rate(shipped, tmp_path):
     model = pretrained.load("tiny")
     mixture, _ = toy_mixture()

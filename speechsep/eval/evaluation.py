@@ -69,13 +69,16 @@ def oracle_masks(record: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_record(record: dict, estimates: np.ndarray, labels: np.ndarray, n_found: int | None = None) -> dict:
-    """One per-utterance row: metric improvements, accuracies, pair type, speaker count."""
+    """One per-utterance row: metric improvements, accuracies, pair type, speaker count.
+
+    estimates : [C', T] for the record's C sources; a C' other than C (a
+    separation into a counted number of talkers) is matched to them by
+    :func:`speechsep.eval.metrics.match_count`.
+    """
     references = record["sources"]
     count = references.shape[0]
-    if estimates.shape[0] < count:  # a clusterer that found fewer sources: the missing ones are silent
-        estimates = np.concatenate([estimates, np.zeros((count - estimates.shape[0], estimates.shape[1]),
-                                                        estimates.dtype)])
-    estimates = estimates[:count]
+    if estimates.shape[0] != count:  # separated into a counted number of sources: the best C, or the mixture
+        estimates = metrics.match_count(record["mixture"], references, estimates)
     result = metrics.evaluate_separation(record["mixture"], references, estimates, signal.SAMPLE_RATE,
                                          metrics=("snr", "si_sdr", "sdr", "stoi"))
     row = {"id": record["id"], "pair_type": pair_type(record["sexes"]), "speakers": "+".join(record["speakers"])}
@@ -109,19 +112,26 @@ def oracle_separate(kind: str):
     return separate
 
 
-def model_separate(separator, readout: str | None = None, num_sources: int | None = None):
+def model_separate(separator, readout: str | None = None, num_sources: int | None = None, counted: bool = False):
     """Separate with a trained run; mean-shift also reports the speaker count it estimated.
 
     A model trained on a varying number of talkers, read out by clustering
     (:func:`~speechsep.separation.separator.counts_talkers`), separates the
     record's own count of sources and reports the count its
-    ``config.count_method`` estimates.
+    ``config.count_method`` estimates; with ``counted`` it separates into the
+    count it estimates, as ``python -m speechsep separate`` does, and
+    :func:`score_record` matches a wrong count to the references
+    (:func:`speechsep.eval.metrics.match_count`).
     """
     counting = counts_talkers(separator.config, readout)
     counts_speakers = counting or (readout or separator.config.readout) == "meanshift"
+    if counted and not counting:
+        raise ValueError(f"separating into the counted number of talkers needs a model trained on several talker "
+                         f"counts (--talkers) read out by clustering; {separator.config.experiment} was trained on "
+                         f"{separator.config.num_speakers} talkers")
 
     def separate(record):
-        count = num_sources or record["sources"].shape[0]
+        count = None if counted else num_sources or record["sources"].shape[0]
         estimates, result = separator.separate(record["mixture"], count, readout, estimate_count=counting)
         return estimates, result.labels, result.n_found if counts_speakers else None
 

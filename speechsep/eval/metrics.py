@@ -182,9 +182,8 @@ def si_sdr(reference, estimate):
 
 
 def _pairwise_si_sdr(references, estimates):
-    """SI-SDR of every (reference i, estimate j) pair: [C, T] x [C, T] -> [C, C]."""
-    num_sources = references.shape[0]
-    pair_shape = (num_sources, num_sources, references.shape[-1])
+    """SI-SDR of every (reference i, estimate j) pair: [C, T] x [E, T] -> [C, E]."""
+    pair_shape = (references.shape[0], estimates.shape[0], references.shape[-1])
     reference_pairs = np.broadcast_to(references[:, None, :], pair_shape)
     estimate_pairs = np.broadcast_to(estimates[None, :, :], pair_shape)
     return np.asarray(si_sdr(reference_pairs, estimate_pairs))
@@ -216,6 +215,29 @@ def best_permutation(references, estimates):
         if score > best_score:
             best, best_score = list(candidate), score
     return best
+
+
+def match_count(mixture, references, estimates):
+    """A separation into a counted number of sources, made to match the true count for scoring.
+
+    references [C, T]; estimates [E, T] (trimmed or zero-padded to T);
+    mixture [T'']. With E > C, the C estimates of the assignment with the
+    highest mean SI-SDR are kept (a talker split in two loses what went to the
+    dropped part). With E < C, each talker the count missed gets the mixture
+    itself, which is what a listener has for it (it scores 0 dB improvement;
+    a silent estimate would score the -100 dB floor). Returns [C, T], in
+    the estimates' order with the missed talkers' mixtures last.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    references = _as_float_array(references, "references", exact_ndim=2)
+    estimates = fit_to_length(_as_float_array(estimates, "estimates", exact_ndim=2), references.shape[-1])
+    count, found = references.shape[0], estimates.shape[0]
+    if found > count:
+        _, columns = linear_sum_assignment(_pairwise_si_sdr(references, estimates), maximize=True)
+        return estimates[np.sort(columns)]
+    mixture = fit_to_length(_as_float_array(mixture, "mixture", exact_ndim=1)[None], references.shape[-1])
+    return np.concatenate([estimates, np.repeat(mixture, count - found, axis=0)])
 
 
 def _clip_db(values):

@@ -239,14 +239,26 @@ def export(network, config: ExperimentConfig, stats: tuple[np.ndarray, np.ndarra
     """Write a model folder (weights float16, config, stats, ``model.json`` with the sha256) and return it.
 
     ``info`` goes into ``model.json`` beside ``weights_sha256``. Each file is
-    written atomically; ``MODEL_CARD.md`` is the caller's.
+    written atomically; ``MODEL_CARD.md`` is the caller's. A weights file
+    that already holds the same float16 arrays is kept byte for byte, so an
+    export that changes only the config (say, how the model counts talkers)
+    adds no new copy of the weights to git history.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    weights = atomic_write_weights(folder / WEIGHTS_FILE, network.get_weights(), "float16")
+    weights = folder / WEIGHTS_FILE
+    arrays = [np.asarray(w).astype(np.float16) for w in network.get_weights()]
+    if not (weights.is_file() and _same_arrays(read_weights_file(weights), arrays)):
+        atomic_write_weights(weights, arrays, "float16")
     config.replace(precision="float32", minutes=None).save(folder / "config.json")
     mean, std = stats
     atomic_write_json(folder / "stats.json", {"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
                                               "split": "train"})
     atomic_write_json(folder / INFO_FILE, {**info, "weights_sha256": sha256_of(weights.read_bytes())})
     return folder
+
+
+def _same_arrays(stored: list, arrays: list) -> bool:
+    """Whether two lists of arrays have the same shapes and values (``stored`` read back as float32)."""
+    return len(stored) == len(arrays) and all(
+        a.shape == b.shape and np.array_equal(a, np.asarray(b, dtype=a.dtype)) for a, b in zip(stored, arrays))
