@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -416,6 +417,31 @@ def test_separate_refuses_bad_counts_and_silence_with_one_line(tmp_path, capsys)
     tiny = write_audio(tmp_path / "click.wav", np.r_[np.zeros(400), 0.5, np.zeros(400)].astype(np.float32))
     assert main(["separate", "--model", str(run), "--speakers", "2000", str(tiny)]) == 1
     assert "2000 speakers asked for, but the recording has only" in capsys.readouterr().err
+
+
+def test_evaluate_counted_scores_what_separate_gives(tmp_path, trained_runs, capsys):
+    """A model that counts every mixture as one talker gives the mixture back: 0 dB SDRi, the count never right."""
+    from speechsep.__main__ import main
+
+    run = _constant_embedding_run(tmp_path / "run")
+    summary = evaluate_command_summary(main, ["evaluate", "--model", str(run), "--corpus", "toy", "--mixtures", "2",
+                                              "--speakers", "2", "--counted", "--out", str(tmp_path / "eval")])
+    overall = summary["overall"]
+    assert overall["speaker_count_accuracy"] == 0.0
+    assert overall["sdr_improvement"]["mean"] == pytest.approx(0.0, abs=0.05)
+    assert summary["method"].endswith("kmeans-counted")
+    with pytest.raises(SystemExit):  # a two-talker model cannot count
+        main(["evaluate", "--model", str(trained_runs / "deepclustering"), "--corpus", "toy", "--mixtures", "2",
+              "--counted", "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert "needs a model trained on several talker counts" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def evaluate_command_summary(main, argv) -> dict:
+    """Run ``python -m speechsep evaluate`` and read back the summary it wrote."""
+    assert main(argv) == 0
+    return json.loads((Path(argv[argv.index("--out") + 1]) / "evaluation.json").read_text())
 
 
 # ----------------------------------------------------------------------------- training
