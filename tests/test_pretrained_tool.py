@@ -73,3 +73,36 @@ def test_the_counting_table_reports_each_trained_count_and_marks_what_was_not_me
     text = tool.counting_text(config, scores)
     assert "| 1 | 100 | **97 %** | - |" in text and "| 2 | 100 | **90 %** | 7.12 |" in text
     assert "| 3 | not measured yet |" in text and "eigenvalues method, threshold 0.12" in text
+
+
+def test_re_exporting_a_stage_keeps_its_note_and_keeps_the_speed_only_for_the_same_weights(trained_runs, tmp_path,
+                                                                                        monkeypatch):
+    import argparse
+    import json
+    import shutil
+
+    from speechsep import pretrained
+    from speechsep.io import atomic_save_model
+    from speechsep.nn.models import load_model
+
+    stage = tmp_path / "stage-1"
+    shutil.copytree(trained_runs / "deepclustering", stage)
+    shutil.copy(stage / "best.keras", stage / "last.keras")
+    monkeypatch.setattr(tool, "stage_dir", lambda number: stage)
+    monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "package")
+    args = argparse.Namespace(stage=1, checkpoint="last", count_method=None, count_threshold=None)
+    tool.export(args)
+    info_path = tool.model_dir() / pretrained.INFO_FILE
+    info = json.loads(info_path.read_text())
+    info["stages"][0]["note"], info["speed"] = "ran on a test host", {"kmeans_rtf": 0.5}
+    info_path.write_text(json.dumps(info))
+    tool.export(args)  # the same weights, again
+    again = json.loads(info_path.read_text())
+    assert again["stages"][0]["note"] == "ran on a test host" and again["speed"] == {"kmeans_rtf": 0.5}
+    network = load_model(stage / "last.keras")
+    network.set_weights([w + 0.01 for w in network.get_weights()])
+    atomic_save_model(network, stage / "last.keras")
+    tool.export(args)  # new weights: the speed measured on the old ones goes
+    changed = json.loads(info_path.read_text())
+    assert changed["stages"][0]["note"] == "ran on a test host" and "speed" not in changed
+    assert changed["weights_sha256"] != again["weights_sha256"]

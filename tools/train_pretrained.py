@@ -264,6 +264,7 @@ def export(args) -> None:
     from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
     from speechsep.config import ExperimentConfig
     from speechsep.data.shards import load_stats
+    from speechsep.io import atomic_write_json
     from speechsep.nn.models import load_model
 
     out = stage_dir(args.stage)
@@ -293,6 +294,9 @@ def export(args) -> None:
              "final_train_loss": record["history"]["loss"][-1], "final_val_loss": record["history"]["val_loss"][-1],
              "git_commit": record.get("git_commit"), "python": platform.python_version(),
              "tensorflow": record.get("tensorflow")}
+    same = next((s for s in previous.get("stages", []) if s["stage"] == args.stage), {})
+    if same.get("note"):  # re-exporting a stage (say, with a new counting setting) keeps what was written about it
+        stage["note"] = same["note"]
     stages = [s for s in previous.get("stages", []) if s["stage"] != args.stage] + [stage]
     data = {key: record["data"][key] for key in ("corpus", "splits", "per_split", "corpora", "dynamic_mixing",
                                                   "train_crop_seconds", "train_level_range_db",
@@ -303,7 +307,11 @@ def export(args) -> None:
             "optimizer_steps": sum(s["optimizer_steps"] for s in stages),
             "hours": round(sum(s["minutes"] for s in stages) / 60.0, 2), "stages": stages,
             "licence": "CC BY 4.0 (training data: LibriSpeech, (c) 2014 Vassil Panayotov)", "data": data}
-    pretrained.export(network, config.replace(epochs=config.epochs, minutes=None), load_stats(out), model_dir(), info)
+    folder = pretrained.export(network, config.replace(epochs=config.epochs, minutes=None), load_stats(out),
+                               model_dir(), info)
+    written = pretrained.read_info(folder)
+    if previous.get("speed") and written["weights_sha256"] == previous.get("weights_sha256"):
+        atomic_write_json(folder / pretrained.INFO_FILE, {**written, "speed": previous["speed"]})  # same weights
     print(f"Exported stage {args.stage} ({stage['optimizer_steps']} steps, {info['optimizer_steps']} in all) "
           f"to {model_dir()}")
 
