@@ -88,12 +88,12 @@ def test_the_gram_spectrum_of_orthogonal_talkers_is_their_share_of_the_bins():
     labels = rng.choice(3, size=(10, 20), p=[0.5, 0.3, 0.2])  # each bin's talker
     embeddings = np.eye(6, dtype=np.float32)[labels]  # [T, F, D]: one orthogonal direction per talker
     shares = sorted((np.bincount(labels.ravel()) / labels.size).tolist(), reverse=True)
-    table = gram_spectrum_table({"test 3-spk": (3, [(embeddings, active, shares)] * 3)}, 3)
+    table = gram_spectrum_table({"test 3-spk": (3, [(embeddings[active], 10, shares)] * 3)}, 3)
     np.testing.assert_allclose(table["test 3-spk"]["lambda"], shares + [0.0], atol=1e-6)
     np.testing.assert_allclose(table["test 3-spk"]["participation"], [1 / np.sum(np.square(shares))] * 3, rtol=1e-6)
     # merged talkers (one shared direction for the second and third) leave the third eigenvalue at 0
     merged = np.eye(6, dtype=np.float32)[np.minimum(labels, 1)]
-    table = gram_spectrum_table({"test 3-spk": (3, [(merged, active, shares)])}, 3)
+    table = gram_spectrum_table({"test 3-spk": (3, [(merged[active], 10, shares)])}, 3)
     counts = np.bincount(labels.ravel()) / labels.size
     np.testing.assert_allclose(table["test 3-spk"]["lambda"], sorted([counts[0], counts[1] + counts[2]], reverse=True)
                                + [0.0, 0.0], atol=1e-6)

@@ -55,7 +55,7 @@ def validation_score(right: dict) -> tuple[int, float]:
 
 
 def gram_spectrum_table(sets: dict, k_max: int) -> dict:
-    """Per set ``name -> (K, [(embeddings [T, F, D], active [T, F], shares [K])])``: the median of each of the
+    """Per set ``name -> (K, [(points [N, D], frames, shares [K])])``: the median of each of the
     ``k_max + 1`` largest Gram eigenvalues of its mixtures ("lambda"), the 10th, 50th and 90th percentiles of their
     participation ratios (``1 / Σ λ²``, "participation") and the median share of the active bins dominated by the
     loudest, second... talker ("share", K values, largest first)."""
@@ -65,7 +65,7 @@ def gram_spectrum_table(sets: dict, k_max: int) -> dict:
 
     table = {}
     for name, (_, embedded) in sets.items():
-        whole = [counting.gram_spectrum(embeddings[active]) for embeddings, active, _ in embedded]  # one per mixture
+        whole = [counting.gram_spectrum(points) for points, _, _ in embedded]  # one per mixture
         spectra = [spectrum[:k_max + 1] for spectrum in whole]
         ratios = [counting.spectrum_participation(spectrum) for spectrum in whole]
         table[name] = {"lambda": np.median(spectra, axis=0).tolist(),
@@ -122,7 +122,7 @@ def bench_meanshift(args) -> dict:
     corpus = corpus_from_args(args)
     seed = config.seed
     speakers_of = split_speakers(corpus, seed=seed)
-    sets = {}  # "valid 2-spk" -> (K, [(embeddings [T, F, D], active [T, F])])
+    sets = {}  # "valid 2-spk" -> (K, [(points [N, D], frames, shares [K])]): only the bins a counter sees
     for split in ("valid", "test"):
         for speakers_per_mix in talkers:
             speakers = speakers_of[split]
@@ -132,12 +132,14 @@ def bench_meanshift(args) -> dict:
             embedded = []
             for record in testset.draw_mixtures(corpus, speakers, mixing, args.mixtures):
                 spectrum = signal.stft(record["mixture"])
-                embedded.append((embeddings_of(separator.network_output(spectrum)), signal.active_bins(spectrum),
+                embeddings = embeddings_of(separator.network_output(spectrum))  # [T, F, D]
+                rows = cluster.fit_rows(signal.active_bins(spectrum))  # as counting and clustering draw them
+                embedded.append((embeddings.reshape(-1, embeddings.shape[-1])[rows], embeddings.shape[0],
                                  dominant_shares(record)))
             sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
 
-    def per_3s(seconds, embeddings):  # milliseconds per 3 s of mixture
-        return 1000 * seconds * 3 * signal.SAMPLE_RATE / signal.HOP_LENGTH / embeddings.shape[0]
+    def per_3s(seconds, frames):  # milliseconds per 3 s of mixture
+        return 1000 * seconds * 3 * signal.SAMPLE_RATE / signal.HOP_LENGTH / frames
 
     sweep = []
     print("Mean-shift: share of mixtures whose clusters number the talkers")
@@ -149,11 +151,11 @@ def bench_meanshift(args) -> dict:
             times = []
             for name, (speakers_per_mix, embedded) in sets.items():
                 right = 0
-                for embeddings, active, _ in embedded:
+                for points, frames, _ in embedded:
                     start = time.perf_counter()
-                    found = cluster.cluster_embeddings(embeddings, active, method="meanshift", bandwidth=bandwidth,
-                                                       min_cluster_fraction=fraction).n_found
-                    times.append(per_3s(time.perf_counter() - start, embeddings))
+                    found = len(cluster.spherical_mean_shift(points, bandwidth=bandwidth,
+                                                             min_cluster_fraction=fraction)[1])
+                    times.append(per_3s(time.perf_counter() - start, frames))
                     right += found == speakers_per_mix
                 row[name] = right / len(embedded)
             row["ms_per_3s"] = float(np.median(times))
@@ -175,10 +177,10 @@ def bench_meanshift(args) -> dict:
                 for name, (speakers_per_mix, embedded) in sets.items():
                     if not name.startswith(split):
                         continue
-                    for embeddings, active, _ in embedded:
+                    for points, frames, _ in embedded:
                         start = time.perf_counter()
-                        found = counting.count_talkers(embeddings, active, method, range(1, k_max + 1), **params)
-                        times.append(per_3s(time.perf_counter() - start, embeddings))
+                        found = counting.count_points(points, method, range(1, k_max + 1), **params)
+                        times.append(per_3s(time.perf_counter() - start, frames))
                         pairs.append((speakers_per_mix, found))
                 matrices[split] = confusion_matrix(pairs, k_max)
             right = {split: {k: _right(matrices[split], k) for k in talkers} for split in matrices}

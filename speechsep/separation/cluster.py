@@ -274,6 +274,16 @@ MAX_FIT_POINTS = 4000
 """At most this many active bins (a seeded random subset) are clustered; every bin is then labelled."""
 
 
+def fit_rows(active, seed=0, max_fit_points=MAX_FIT_POINTS) -> np.ndarray:
+    """The flat indices [N] (ascending) of the active bins that are clustered or counted: all of ``active`` [T, F]
+    (bool), or a random subset of ``max_fit_points`` of them drawn with ``seed`` (``None``: no limit)."""
+    rows = np.flatnonzero(np.asarray(active, dtype=bool).reshape(-1))  # [N_active]
+    if max_fit_points is not None and rows.shape[0] > int(max_fit_points):
+        subset = np.random.default_rng(seed).choice(rows.shape[0], int(max_fit_points), replace=False)
+        rows = rows[np.sort(subset)]  # [max_fit_points]
+    return rows
+
+
 def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, seed=0,
                        max_fit_points=MAX_FIT_POINTS, **kwargs):
     """Cluster the active bins' embeddings, then label every bin.
@@ -325,11 +335,7 @@ def cluster_embeddings(embeddings, active, method="kmeans", n_clusters=None, see
 
     n_frames, n_freqs, embedding_dim = embeddings.shape
     points = embeddings.reshape(-1, embedding_dim)  # [T*F, D]
-    fit_rows = np.flatnonzero(active.reshape(-1))  # [N_active]
-    if max_fit_points is not None and fit_rows.shape[0] > int(max_fit_points):
-        subset = np.random.default_rng(seed).choice(fit_rows.shape[0], int(max_fit_points), replace=False)
-        fit_rows = fit_rows[np.sort(subset)]  # [max_fit_points]
-    active_points = _unit_rows(points[fit_rows])  # [N_fit, D]
+    active_points = _unit_rows(points[fit_rows(active, seed, max_fit_points)])  # [N_fit, D]
     if active_points.shape[0] == 0:
         return ClusteringResult(
             labels=np.zeros((n_frames, n_freqs), dtype=np.int64),

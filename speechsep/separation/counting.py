@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from speechsep.config import COUNT_METHODS
-from speechsep.separation.cluster import MAX_FIT_POINTS, _unit_rows, kmeans, spherical_mean_shift
+from speechsep.separation.cluster import MAX_FIT_POINTS, _unit_rows, fit_rows, kmeans, spherical_mean_shift
 
 
 def _checked(points, k_max):
@@ -215,11 +215,14 @@ def count_talkers(embeddings, active, method: str, talkers, seed: int = 0, max_f
     talkers = sorted({int(k) for k in talkers})
     if not talkers or talkers[0] < 1:
         raise ValueError(f"talkers must be counts >= 1, got {talkers}")
-    rows = np.flatnonzero(active.reshape(-1))  # [N_active]
+    rows = fit_rows(active, seed, max_fit_points)  # [N]
     if rows.size == 0:
         raise ValueError("no active bins: the mixture is silent, there is nothing to count or separate")
-    if max_fit_points is not None and rows.size > int(max_fit_points):
-        rows = rows[np.sort(np.random.default_rng(seed).choice(rows.size, int(max_fit_points), replace=False))]
-    points = embeddings.reshape(-1, embeddings.shape[-1])[rows]  # [N, D]
+    return count_points(embeddings.reshape(-1, embeddings.shape[-1])[rows], method, talkers, seed, **params)
+
+
+def count_points(points, method: str, talkers, seed: int = 0, **params) -> int:
+    """:func:`count_talkers` on the embeddings it counts, points [N, D] (the active bins it draws)."""
+    talkers = sorted({int(k) for k in talkers})
     found = COUNTERS[method](points, talkers[-1], seed=seed, **params)
     return min(talkers, key=lambda k: (abs(k - found), k))
