@@ -69,10 +69,14 @@ def test_the_counting_table_reports_each_trained_count_and_marks_what_was_not_me
 
     config = ExperimentConfig(model="dc", talkers=(1, 2, 3), count_method="eigenvalues", count_threshold=0.12)
     scores = {tool.count_set(1): {"mixtures": 100, "sdri": None, "count_accuracy": 0.97},
-              "librispeech-sample": {"mixtures": 100, "sdri": 7.123, "count_accuracy": 0.9}}
+              "librispeech-sample": {"mixtures": 100, "sdri": 7.123, "count_accuracy": 0.9, "sdri_counted": 7.01}}
     text = tool.counting_text(config, scores)
-    assert "| 1 | 100 | **97 %** | - |" in text and "| 2 | 100 | **90 %** | 7.12 |" in text
+    assert "| 1 | 100 | **97 %** | - | - |" in text and "| 2 | 100 | **90 %** | 7.12 | 7.01 |" in text
     assert "| 3 | not measured yet |" in text and "eigenvalues method, threshold 0.12" in text
+    assert "TIMIT" not in text  # not scored there
+    scores["timit-sample"] = {"mixtures": 100, "sdri": 7.65, "count_accuracy": 0.83, "sdri_counted": 7.321}
+    assert "counts right on 83 %, and separates by 7.65 dB with the true count and 7.32 dB counted" in \
+        tool.counting_text(config, scores)
 
 
 def test_re_exporting_a_stage_keeps_its_note_and_keeps_the_speed_only_for_the_same_weights(trained_runs, tmp_path,

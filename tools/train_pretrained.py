@@ -344,6 +344,10 @@ TIMIT = ROOT.parent / "shared" / "data" / "timit-sample"
 TEST_MIXTURES = 100
 
 
+COUNTED_SETS = ("timit-sample", "librispeech-sample")
+"""The two-talker sets a counting model is also scored on separated into the number it counts."""
+
+
 def count_set(talkers: int) -> str:
     """The name of ``model.json``'s score of the LibriSpeech test mixtures of ``talkers`` talkers (two: the main one)."""
     return "librispeech-sample" if talkers == 2 else f"librispeech-sample, {talkers} talker{'s' if talkers > 1 else ''}"
@@ -388,6 +392,10 @@ def score_sets(args) -> None:
                         "by_pair_type": {k: v["sdr_improvement"]["mean"] for k, v in summary["by_pair_type"].items()},
                         "count_accuracy": overall.get("speaker_count_accuracy"),
                         "seconds": time.perf_counter() - start}
+        if config.counts_talkers and name in COUNTED_SETS + tuple(count_set(k) for k in config.talker_set if k > 2):
+            # separated into the number it counts, as `separate` does (`evaluate --counted`)
+            counted = evaluation.evaluate_records(records, evaluation.model_separate(model.separator, counted=True))
+            scores[name]["sdri_counted"] = evaluation.summarise(counted)["overall"]["sdr_improvement"]["mean"]
         print(f"{name}: {scores[name]}", flush=True)
     info["scores"] = scores
     timit, libri = scores["timit-sample"], scores["librispeech-sample"]
@@ -491,21 +499,29 @@ def counting_text(config, scores: dict) -> str:
         if not block:
             rows.append(f"| {talkers} | not measured yet | | |")
             continue
-        sdri = f"{block['sdri']:.2f}" if talkers > 1 and block.get("sdri") is not None else "-"
+        sdri, counted = (f"{block[key]:.2f}" if talkers > 1 and block.get(key) is not None else "-"
+                         for key in ("sdri", "sdri_counted"))
         right = f"{100 * block['count_accuracy']:.0f} %" if block.get("count_accuracy") is not None else "-"
-        rows.append(f"| {talkers} | {block['mixtures']} | **{right}** | {sdri} |")
+        rows.append(f"| {talkers} | {block['mixtures']} | **{right}** | {sdri} | {counted} |")
     table = "\n".join(rows)
+    timit = scores.get("timit-sample", {})
+    timit_text = (f" On the TIMIT test mixtures (two talkers, a corpus it never saw) it counts right on "
+                  f"{100 * timit['count_accuracy']:.0f} %, and separates by {timit['sdri']:.2f} dB with the true "
+                  f"count and {timit['sdri_counted']:.2f} dB counted." if timit.get("sdri_counted") is not None
+                  else "")
     return f"""
 ### Counting talkers
 
 Without `--speakers`, `separate` counts the talkers first ({count_setting(config)}, on the active bins'
 embeddings) and returns one file per talker found. On mixtures of the
 LibriSpeech test speakers (`python -m speechsep evaluate --model {NAME} --corpus-root
-../shared/data/librispeech-sample --speakers K`; SDRi separated with the true count):
+../shared/data/librispeech-sample --speakers K`: SDRi separated with the true count; with `--counted`:
+separated into the number it counts, as `separate` does, a talker it missed scoring as the mixture, 0 dB):
 
-| talkers | mixtures | counted right | SDRi (dB) |
-|---|---|---|---|
+| talkers | mixtures | counted right | SDRi (dB) | SDRi, counted (dB) |
+|---|---|---|---|---|
 {table}
+{timit_text.strip()}
 """
 
 
@@ -684,8 +700,9 @@ def main(argv=None) -> None:
                                       "validation mixtures (default: the stage's own)")
             command.add_argument("--count-threshold", type=float, default=None,
                                  help="a model trained on several talker counts: the count threshold chosen on "
-                                      "validation mixtures by `python -m speechsep.bench meanshift --model "
-                                      "runs/pretrained/NAME/stage-N` (default: the stage's own)")
+                                      "validation mixtures by `python -m speechsep.bench meanshift --model NAME` "
+                                      "after a first export (the stage folder would load its best.keras, not the "
+                                      "exported weights; default: the stage's own)")
     args = parser.parse_args(argv)
     {"train": train, "curve": curve, "export": export, "score": score_sets,
      "speed": speed, "card": card}[args.command](args)
