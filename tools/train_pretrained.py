@@ -505,10 +505,10 @@ def counting_text(config, scores: dict) -> str:
         rows.append(f"| {talkers} | {block['mixtures']} | **{right}** | {sdri} | {counted} |")
     table = "\n".join(rows)
     timit = scores.get("timit-sample", {})
-    timit_text = (f" On the TIMIT test mixtures (two talkers, a corpus it never saw) it counts right on "
+    timit_text = (f"\nOn the TIMIT test mixtures (two talkers, a corpus it never saw) it counts right on "
                   f"{100 * timit['count_accuracy']:.0f} %, and separates by {timit['sdri']:.2f} dB with the true "
-                  f"count and {timit['sdri_counted']:.2f} dB counted." if timit.get("sdri_counted") is not None
-                  else "")
+                  f"count and {timit['sdri_counted']:.2f} dB counted.\n" if timit.get("sdri_counted") is not None
+                  else "")  # a paragraph of its own: a line right after a table would be read as a row
     return f"""
 ### Counting talkers
 
@@ -521,8 +521,7 @@ separated into the number it counts, as `separate` does, a talker it missed scor
 | talkers | mixtures | counted right | SDRi (dB) | SDRi, counted (dB) |
 |---|---|---|---|---|
 {table}
-{timit_text.strip()}
-"""
+{timit_text}"""
 
 
 def card(args) -> None:
