@@ -58,6 +58,7 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
     assert test.shape == (3, 3) and list(test.sum(axis=1)) == [2, 2, 2]
     out = capsys.readouterr().out
     assert "eigengap (its defaults, chosen on validation), test mixtures" in out
+    assert f"Counting with {trained_runs / 'deepclustering'}: best.keras of the run" in out  # not the last weights
     # every setting of every method is scored; each method's matrices are those of its setting chosen on validation
     settings = [(row["method"], row["params"]) for row in result["counting"]]
     assert ("eigenvalues", {"threshold": 0.1}) in settings and ("silhouette", {"min_silhouette": 0.3}) in settings

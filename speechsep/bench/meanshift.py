@@ -114,10 +114,13 @@ def bench_meanshift(args) -> dict:
     from speechsep.data.mixing import MixingConfig, split_speakers
     from speechsep.separation import cluster, counting
     from speechsep import pretrained
+    from speechsep.nn.models import run_checkpoint
     from speechsep.separation.separator import embeddings_of
 
-    separator = pretrained.load(args.model).separator  # a shipped model's name or a run folder
-    config = separator.config
+    model = pretrained.load(args.model)  # a shipped model's name or a run folder
+    separator, config = model.separator, model.separator.config
+    print(f"Counting with {model.source.name}: " + ("its shipped weights" if model.source.shipped else
+                                                    f"{run_checkpoint(model.source.folder).name} of the run"))
     talkers = tuple(args.talkers) if args.talkers else (config.talker_set if config.counts_talkers else (1, 2, 3))
     corpus = corpus_from_args(args)
     seed = config.seed

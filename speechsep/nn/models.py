@@ -185,15 +185,21 @@ def recurrent_of(model: keras.Model) -> str | None:
     return None
 
 
-def load_run_checkpoint(run_dir) -> keras.Model:
-    """The network of a training run folder: its ``best.keras``, else its ``last.keras`` (ValueError if neither)."""
+def run_checkpoint(run_dir):
+    """The checkpoint a training run folder is used through: its ``best.keras``, else its ``last.keras``
+    (ValueError if neither). A run continued or exported from its last weights is not what this loads."""
     from pathlib import Path
 
     run_dir = Path(run_dir)
     for name in ("best.keras", "last.keras"):
         if (run_dir / name).is_file():
-            return load_model(run_dir / name)
+            return run_dir / name
     raise ValueError(f"{run_dir}: no best.keras or last.keras checkpoint")
+
+
+def load_run_checkpoint(run_dir) -> keras.Model:
+    """The network of a training run folder, from :func:`run_checkpoint`."""
+    return load_model(run_checkpoint(run_dir))
 
 
 def load_model(path, recurrent: str | None = None) -> keras.Model:
