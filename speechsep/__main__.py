@@ -73,8 +73,8 @@ def evaluate_command(args) -> dict:
         evaluation.check_unseen(model.source.folder, test.speakers, test.corpus)
         readout = args.clusterer or separator.config.readout
         separate = evaluation.model_separate(separator, readout, counted=args.counted)
-        readout = f"{readout}-counted" if args.counted else readout
-        name = f"{model.name}-{readout}" if model.source.shipped else f"{separator.config.experiment}-{readout}"
+        how = f"{readout}-counted" if args.counted else readout
+        name = f"{model.name}-{how}" if model.source.shipped else f"{separator.config.experiment}-{how}"
         out = Path(args.out or (f"evaluation-{model.name}" if model.source.shipped else model.source.folder / "evaluation"))
     check_out_dir(out)  # before the evaluation: a bad --out is one line, not a lost run
     rows = evaluation.evaluate_records(test.records, separate)

@@ -380,6 +380,8 @@ def score_sets(args) -> None:
         if talkers != 2:
             sets[count_set(talkers)] = functools.partial(librispeech, talkers)
     separate = evaluation.model_separate(model.separator)
+    counted = evaluation.model_separate(model.separator, counted=True) if config.counts_talkers else None
+    counted_sets = COUNTED_SETS + tuple(count_set(k) for k in config.talker_set if k > 2)
     for name, records in sets.items():
         records = records()
         start = time.perf_counter()
@@ -392,10 +394,9 @@ def score_sets(args) -> None:
                         "by_pair_type": {k: v["sdr_improvement"]["mean"] for k, v in summary["by_pair_type"].items()},
                         "count_accuracy": overall.get("speaker_count_accuracy"),
                         "seconds": time.perf_counter() - start}
-        if config.counts_talkers and name in COUNTED_SETS + tuple(count_set(k) for k in config.talker_set if k > 2):
-            # separated into the number it counts, as `separate` does (`evaluate --counted`)
-            counted = evaluation.evaluate_records(records, evaluation.model_separate(model.separator, counted=True))
-            scores[name]["sdri_counted"] = evaluation.summarise(counted)["overall"]["sdr_improvement"]["mean"]
+        if counted is not None and name in counted_sets:  # into the number it counts, as `separate` does
+            counted_rows = evaluation.evaluate_records(records, counted)
+            scores[name]["sdri_counted"] = evaluation.summarise(counted_rows)["overall"]["sdr_improvement"]["mean"]
         print(f"{name}: {scores[name]}", flush=True)
     info["scores"] = scores
     timit, libri = scores["timit-sample"], scores["librispeech-sample"]

@@ -206,15 +206,11 @@ def count_talkers(embeddings, active, method: str, talkers, seed: int = 0, max_f
     tie). ``params`` go to the method (e.g. ``bandwidth`` for mean-shift).
     No active bin is a ``ValueError`` ("no active bins").
     """
-    if method not in COUNTERS:
-        raise ValueError(f"unknown counting method {method!r}; choose from {sorted(COUNTERS)}")
+    _checked_request(method, talkers)  # before the shapes: a bad method or set is named first
     embeddings, active = np.asarray(embeddings), np.asarray(active, dtype=bool)
     if embeddings.ndim != 3 or active.shape != embeddings.shape[:2]:
         raise ValueError(f"count_talkers expects embeddings [T, F, D] and active [T, F]; "
                          f"got {embeddings.shape} and {active.shape}")
-    talkers = sorted({int(k) for k in talkers})
-    if not talkers or talkers[0] < 1:
-        raise ValueError(f"talkers must be counts >= 1, got {talkers}")
     rows = fit_rows(active, seed, max_fit_points)  # [N]
     if rows.size == 0:
         raise ValueError("no active bins: the mixture is silent, there is nothing to count or separate")
@@ -223,6 +219,16 @@ def count_talkers(embeddings, active, method: str, talkers, seed: int = 0, max_f
 
 def count_points(points, method: str, talkers, seed: int = 0, **params) -> int:
     """:func:`count_talkers` on the embeddings it counts, points [N, D] (the active bins it draws)."""
-    talkers = sorted({int(k) for k in talkers})
+    talkers = _checked_request(method, talkers)
     found = COUNTERS[method](points, talkers[-1], seed=seed, **params)
     return min(talkers, key=lambda k: (abs(k - found), k))
+
+
+def _checked_request(method: str, talkers) -> list[int]:
+    """``talkers`` sorted without repeats; ``ValueError`` for an unknown method or a count below 1."""
+    if method not in COUNTERS:
+        raise ValueError(f"unknown counting method {method!r}; choose from {sorted(COUNTERS)}")
+    talkers = sorted({int(k) for k in talkers})
+    if not talkers or talkers[0] < 1:
+        raise ValueError(f"talkers must be counts >= 1, got {talkers}")
+    return talkers
