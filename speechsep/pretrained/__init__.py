@@ -149,19 +149,26 @@ class PretrainedModel:
         self.name = source.name
         self.config = source.config.replace(precision="float32")  # inference in float32 on any CPU
         self.separator = Separator(build_network(source), self.config, *source.stats)
+        self.last = None  # the Separation of the last call: talkers, count, rate (speechsep.separation.longform)
 
     def __repr__(self) -> str:
         return f"PretrainedModel({self.name!r}, {self.config.model}, D={self.config.embedding_dim})"
 
-    def separate(self, waveform, sample_rate: int, num_speakers: int | None = None) -> np.ndarray:
-        """waveform [samples] or [samples, channels] at ``sample_rate`` -> estimates [talkers, samples] there.
+    def separate(self, waveform, sample_rate: int, num_speakers: int | None = None, rate: int | None = None,
+                 readout: str | None = None, talkers=None) -> np.ndarray:
+        """waveform [samples] or [samples, channels] at ``sample_rate`` -> estimates [talkers, samples] float32.
 
-        Channels are averaged, the mixture is resampled to 8 kHz, separated
-        (``num_speakers`` talkers; default: the model's) and each estimate is
-        resampled back to ``sample_rate`` and trimmed to the input's length.
-        NaN or infinite samples raise ``ValueError``.
+        The one separation path of ``python -m speechsep separate``
+        (:func:`speechsep.separation.longform.separate_audio`): channels are
+        averaged; a model trained on a varying number of talkers counts them
+        unless ``num_speakers`` forces K (``readout``, ``talkers``: see
+        :func:`~speechsep.separation.longform.plan`); any length, in bounded
+        memory. The estimates are at ``rate`` (default ``sample_rate``) with
+        the full band of that rate (``rate=8000``: the 8 kHz band the network
+        sees) and as long as the input there. NaN or infinite samples, a
+        silent waveform or a bad count raise ``ValueError``.
         """
-        from speechsep.data.audio import resample
+        from speechsep.separation import longform
 
         waveform = np.asarray(waveform, dtype=np.float64)
         if waveform.ndim == 2:
@@ -173,26 +180,32 @@ class PretrainedModel:
             raise ValueError(f"{int(np.count_nonzero(~np.isfinite(waveform)))} NaN or infinite sample(s)")
         if sample_rate < 1:
             raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
-        mixture = resample(waveform, sample_rate, SAMPLE_RATE).astype(np.float32)
-        estimates, _ = self.separator.separate(mixture, num_speakers)
-        back = [resample(e.astype(np.float64), SAMPLE_RATE, sample_rate)[:len(waveform)] for e in estimates]
-        back = [np.pad(b, (0, len(waveform) - len(b))) for b in back]
-        return np.stack(back).astype(np.float32)
+        sink, self.last = longform.separate_audio(self.separator, longform.ArrayAudio(waveform, sample_rate),
+                                                  num_speakers, readout, talkers, rate)
+        return sink.estimates
 
-    def separate_file(self, path, num_speakers: int | None = None) -> np.ndarray:
-        """The talkers of an audio file, [talkers, samples] at the file's own sample rate.
+    def separate_file(self, path, num_speakers: int | None = None, rate: int | None = None,
+                      readout: str | None = None, talkers=None) -> np.ndarray:
+        """The talkers of an audio file, [talkers, samples] at the file's own sample rate (or ``rate``).
 
-        A file that cannot be read, or holds NaN or infinite samples, raises a
-        ``ValueError`` naming it.
+        As :meth:`separate`; a file that cannot be read, or holds NaN or
+        infinite samples, raises a ``ValueError`` naming it. A long file is
+        read block by block (the estimates are the one array kept whole).
         """
-        from speechsep.data.audio import AudioFileError, read_audio
+        from speechsep.data.audio import AudioFileError
+        from speechsep.separation import longform
 
         path = Path(path)
-        data, rate = read_audio(path, non_finite="error")  # every problem of the file, named, before any work
+        audio = longform.open_audio(path)  # every problem of the file, named, before any work
         try:
-            return self.separate(data, rate, num_speakers)
+            sink, self.last = longform.separate_audio(self.separator, audio, num_speakers, readout, talkers, rate)
+            return sink.estimates
+        except AudioFileError:
+            raise
         except ValueError as error:
             raise AudioFileError(path, str(error)) from None
+        finally:
+            audio.close()
 
 
 def bare_speaker(speaker) -> str:
