@@ -12,7 +12,7 @@ from speechsep.io import atomic_write_json
 MODEL_KINDS = ("feedforward", "lstm", "blstm", "dc")
 LOSSES = ("mse", "pit", "dc")
 EMBEDDING_READOUTS = ("kmeans", "meanshift", "pca_sign")
-DC_READOUTS = EMBEDDING_READOUTS + ("mask_head",)  # the choices of every --readout (alias --clusterer) option
+DC_READOUTS = EMBEDDING_READOUTS + ("mask_head", "blend")  # the choices of every --readout (alias --clusterer) option
 READOUTS = ("mask",) + DC_READOUTS
 DC_LOSSES = ("dc", "dc_whitened")  # the embedding objective of the dc model
 MASK_LOSSES = ("msa", "tpsa")  # the mask-inference objective of the Chimera++ head (= the pipeline's mask targets)
@@ -22,7 +22,10 @@ RECURRENT = ("fast", "keras")  # speechsep/nn/recurrent.py layers, or stock kera
 PRECISIONS = ("float32", "bfloat16")  # mixed precision of speechsep/nn/recurrent.py
 # How a model trained on a varying number of talkers counts them at test time: the names of
 # speechsep.separation.counting.COUNTERS (a test checks that the two lists agree)
-COUNT_METHODS = ("meanshift", "eigenvalues", "participation", "eigengap", "silhouette")
+EMBEDDING_COUNT_METHODS = ("meanshift", "eigenvalues", "participation", "eigengap", "silhouette")
+# counters that read a Chimera++ network's other heads: its count head's softmax, or its mask head's masses
+HEAD_COUNT_METHODS = ("head", "mask_energy")
+COUNT_METHODS = EMBEDDING_COUNT_METHODS + HEAD_COUNT_METHODS
 MAX_TALKERS = 6  # the largest number of talkers per mixture a talker set may hold
 
 
@@ -50,7 +53,8 @@ class ExperimentConfig:
     ``readout`` how masks are read at test time (``mask``: the network's mask;
     ``pca_sign``: sign of the embeddings' first principal component;
     ``kmeans``/``meanshift``: clustering of the embeddings of active bins;
-    ``mask_head``: the masks of the Chimera++ mask head).
+    ``mask_head``: the masks of the Chimera++ mask head; ``blend``: the mean of
+    the k-means and the mask head's masks).
     ``batch_size`` is the GLOBAL batch size (split across replicas by tf.distribute).
 
     Throughput: ``recurrent`` picks the LSTM implementation (``fast``: the
@@ -66,10 +70,19 @@ class ExperimentConfig:
 
     * ``dc_loss``: ``dc`` (Hershey et al. 2016) or ``dc_whitened`` (the
       whitened k-means objective of Wang, Le Roux, Hershey, ICASSP 2018);
-    * ``mask_head``: add a Chimera++ mask-inference head (softmax over the C
-      sources) trained with ``mask_loss`` (``msa``: magnitude spectrum
-      approximation; ``tpsa``: truncated phase-sensitive approximation),
-      total loss ``(1 − mask_loss_weight)·L_DC + mask_loss_weight·L_MI``;
+    * ``mask_head``: add a Chimera++ mask-inference head (softmax over the
+      C = ``max_talkers`` sources; a talker absent from a mixture is a
+      silent target) trained with ``mask_loss`` (``msa``: magnitude spectrum
+      approximation; ``tpsa``: truncated phase-sensitive approximation)
+      under utterance-level PIT, total loss
+      ``(1 − mask_loss_weight)·L_DC + mask_loss_weight·L_MI``;
+    * ``count_head`` (a model trained on several talker counts): a head on
+      the BLSTM features pooled over time (mean and max) with a softmax over
+      1 .. ``max_talkers`` talkers, trained with cross-entropy weighted by
+      ``count_loss_weight`` (added to the loss above);
+    * ``freeze_stack``: train only the heads a run adds (the mask and count
+      heads), with the BLSTM stack and the embedding layer frozen: the
+      warm-up of heads added to a trained embedding network (``--init``);
     * ``soft_mask_beta``: k-means/mean-shift readouts give soft masks
       ``p(c|v) ∝ exp(β·vᵀμ_c)`` instead of binary ones (``None``: binary);
     * ``lr_schedule`` (``constant`` or ``cosine`` decay to 0 over the run:
@@ -116,6 +129,9 @@ class ExperimentConfig:
     mask_head: bool = False
     mask_loss: str = "tpsa"
     mask_loss_weight: float = 0.5
+    count_head: bool = False
+    count_loss_weight: float = 0.1
+    freeze_stack: bool = False
     soft_mask_beta: float | None = None
     lr_schedule: str = "constant"
     warmup_steps: int = 0
@@ -158,8 +174,21 @@ class ExperimentConfig:
                 raise ValueError(f"config.{field} must be one of {allowed}, got {getattr(self, field)!r}")
         if self.model != "dc" and (self.dc_loss != "dc" or self.mask_head or self.soft_mask_beta is not None):
             raise ValueError("config.dc_loss, config.mask_head and config.soft_mask_beta apply to the dc model only")
-        if self.readout == "mask_head" and not self.mask_head:
-            raise ValueError("config.readout 'mask_head' needs config.mask_head = True (a Chimera++ mask head)")
+        if self.readout in ("mask_head", "blend") and not self.mask_head:
+            raise ValueError(f"config.readout {self.readout!r} needs config.mask_head = True (a Chimera++ mask head)")
+        if self.model != "dc" and (self.count_head or self.freeze_stack):
+            raise ValueError("config.count_head and config.freeze_stack apply to the dc model only")
+        if self.count_head and not self.counts_talkers:
+            raise ValueError("config.count_head needs a varying number of talkers (config.talkers, e.g. 1-3)")
+        if self.freeze_stack and not (self.mask_head or self.count_head):
+            raise ValueError("config.freeze_stack trains only the added heads: it needs config.mask_head or "
+                             "config.count_head")
+        if self.count_method == "head" and not self.count_head:
+            raise ValueError("config.count_method 'head' needs config.count_head = True (a count head)")
+        if self.count_method == "mask_energy" and not self.mask_head:
+            raise ValueError("config.count_method 'mask_energy' needs config.mask_head = True (a mask head)")
+        if not self.count_loss_weight > 0:
+            raise ValueError(f"config.count_loss_weight must be > 0, got {self.count_loss_weight}")
         if not 0.0 < self.mask_loss_weight < 1.0:
             raise ValueError(f"config.mask_loss_weight must be in (0, 1), got {self.mask_loss_weight}")
         if self.soft_mask_beta is not None and not self.soft_mask_beta > 0:
@@ -197,9 +226,6 @@ class ExperimentConfig:
         if len(talkers) > 1 and self.model != "dc":
             raise ValueError(f"config.talkers {format_talkers(talkers)}: only the dc model trains on a varying "
                              "number of talkers (mask networks predict one mask)")
-        if len(talkers) > 1 and self.mask_head:
-            raise ValueError(f"config.talkers {format_talkers(talkers)}: a Chimera++ mask head "
-                             "(config.mask_head) needs a fixed number of talkers")
         if self.talker_weights is not None:
             weights = tuple(float(w) for w in self.talker_weights)
             if len(weights) != len(talkers) or not all(w >= 0 for w in weights) or not sum(weights) > 0:

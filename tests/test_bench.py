@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_DC_ARGS
 from speechsep.bench import quality
 from speechsep.bench.__main__ import main as bench_main
-from speechsep.config import COUNT_METHODS, ExperimentConfig
+from speechsep.config import EMBEDDING_COUNT_METHODS, ExperimentConfig
 from speechsep.data import testset
 from speechsep.experiments import EXPERIMENTS, comparison_rows
 from speechsep.training.runner import ExperimentRun
@@ -53,7 +53,7 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
         assert row["ms_per_3s"] > 0
     # a count-confusion matrix per counting method and split: true K (rows) x estimated K, 2 mixtures per K
     assert result["talkers"] == [1, 2, 3]  # a run trained on 2 talkers: 1-3 by default
-    assert set(result["confusions"]) == {f"{method} {split}" for method in COUNT_METHODS for split in ("valid", "test")}
+    assert set(result["confusions"]) == {f"{method} {split}" for method in EMBEDDING_COUNT_METHODS for split in ("valid", "test")}
     test = np.asarray(result["confusions"]["eigengap test"]["matrix"])
     assert test.shape == (3, 3) and list(test.sum(axis=1)) == [2, 2, 2]
     out = capsys.readouterr().out

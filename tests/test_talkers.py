@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_DC_ARGS, TINY_SIZES, load_script, voice, write_audio
-from speechsep.config import COUNT_METHODS, ExperimentConfig, parse_talkers
+from speechsep.config import COUNT_METHODS, EMBEDDING_COUNT_METHODS, ExperimentConfig, parse_talkers
 from speechsep.data.mixing import MixingConfig, make_mixture
 from speechsep.data.pipeline import packed_targets
 from speechsep.data.shards import DatasetConfig, built_with
@@ -49,7 +49,6 @@ def test_config_talker_fields_validate_and_round_trip(tmp_path):
     assert ExperimentConfig(talkers=(2,)) == ExperimentConfig()
     for changes, message in [({"talkers": (1, 3)}, "num_speakers"), ({"talker_weights": (1.0,)}, "needs"),
                              ({"talkers": (1, 2), "talker_weights": (1.0,)}, "talker_weights"),
-                             ({"talkers": (1, 2), "mask_head": True}, "mask head"),
                              ({"count_method": "guess"}, "count_method")]:
         with pytest.raises(ValueError, match=message):
             ExperimentConfig(**changes)
@@ -270,10 +269,10 @@ def blobs(k: int, points: int = 2000, dim: int = 20, spread: float = 0.4, seed: 
 
 
 def test_the_counting_registry_is_the_configs_list():
-    assert tuple(counting.COUNTERS) == COUNT_METHODS
+    assert tuple(counting.COUNTERS) == EMBEDDING_COUNT_METHODS
 
 
-@pytest.mark.parametrize("method", COUNT_METHODS)
+@pytest.mark.parametrize("method", EMBEDDING_COUNT_METHODS)
 @pytest.mark.parametrize("k", [1, 2, 3])
 @pytest.mark.parametrize("spread", [0.3, 0.6])
 def test_each_counting_method_counts_blobs_on_the_sphere(method, k, spread):
@@ -283,7 +282,7 @@ def test_each_counting_method_counts_blobs_on_the_sphere(method, k, spread):
     assert counting.COUNTERS[method](blobs(k, spread=spread, seed=k), 3, **params) == k
 
 
-@pytest.mark.parametrize("method", COUNT_METHODS)
+@pytest.mark.parametrize("method", EMBEDDING_COUNT_METHODS)
 def test_counts_stay_within_k_max_and_an_empty_input_is_no_active_bins(method):
     assert counting.COUNTERS[method](blobs(3, seed=4), 2) <= 2
     assert counting.COUNTERS[method](blobs(2, seed=4), 1) == 1
@@ -355,7 +354,7 @@ def test_the_configs_count_threshold_sets_the_counting_methods_parameter():
     assert counting.config_params(meanshift) == {"bandwidth": 0.3}  # the clustering's bandwidth, unless set
     assert counting.config_params(meanshift.replace(count_threshold=0.2)) == {"bandwidth": 0.2}
     assert counting.config_params(meanshift.replace(count_method="eigengap", count_threshold=0.2)) == {}
-    assert set(counting.THRESHOLDS) <= set(counting.COUNTERS)
+    assert set(counting.THRESHOLDS) <= set(COUNT_METHODS)
     with pytest.raises(ValueError, match="count_threshold"):
         ExperimentConfig(count_threshold=0.0)
     assert "count_threshold" in RESUMABLE_FIELDS  # a test-time choice

@@ -34,7 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-NAME = "dc-librispeech"
+NAME = "dc-librispeech"  # the model this run of the tool works on (--name)
+STARTS_FROM = {"dc-librispeech": None, "chimera-librispeech": "dc-librispeech"}
+"""The shipped models the tool trains, and the shipped model each one's stage 1 starts from (None: scratch).
+chimera-librispeech adds a Chimera++ mask head and a count head to dc-librispeech's network."""
 CORPUS = ROOT.parent / "shared" / "data" / "librispeech-sample"
 # The recipe of the long run: the Deep-clustering script's defaults (whitened objective, soft masks), on
 # dynamic mixing of the LibriSpeech sample's training speakers; one stage per session.
@@ -144,7 +147,17 @@ def stage_argv(stage: int, minutes: float) -> list[str]:
     argv = ["--out", str(stage_dir(stage)), "--minutes", str(minutes)]
     if stage > 1:
         argv += ["--init", NAME]  # the previous stage's export, committed in the package
+    elif STARTS_FROM[NAME]:
+        argv += ["--init", STARTS_FROM[NAME]]  # the shipped model this one grows from
     return argv
+
+
+def start_steps() -> int:
+    """Optimizer steps of the shipped model stage 1 started from (0 from scratch)."""
+    from speechsep import pretrained
+
+    start = STARTS_FROM[NAME]
+    return int(pretrained.read_info(pretrained.FOLDER / start)["optimizer_steps"]) if start else 0
 
 
 def train(args) -> None:
@@ -160,6 +173,14 @@ def train(args) -> None:
     run.train()
 
 
+def start_hours() -> float:
+    """CPU hours of the shipped model stage 1 started from (0 from scratch)."""
+    from speechsep import pretrained
+
+    start = STARTS_FROM[NAME]
+    return float(pretrained.read_info(pretrained.FOLDER / start)["hours"]) if start else 0.0
+
+
 def earlier_stages(stage: int) -> list[dict]:
     """The exported record (``model.json`` ``stages``) of every stage before ``stage``."""
     if stage == 1 or not (model_dir() / "model.json").is_file():
@@ -170,8 +191,8 @@ def earlier_stages(stage: int) -> list[dict]:
 
 
 def earlier_steps(stage: int) -> int:
-    """Optimizer steps of the stages before ``stage``."""
-    return sum(s["optimizer_steps"] for s in earlier_stages(stage))
+    """Optimizer steps of the stages before ``stage`` (and of the model stage 1 started from)."""
+    return start_steps() + sum(s["optimizer_steps"] for s in earlier_stages(stage))
 
 
 def validation_set(mixtures: int):
@@ -304,8 +325,9 @@ def export(args) -> None:
     info = {"name": NAME,
             "summary": summary_text(config, stages),
             "headline": previous.get("headline", []), "scores": previous.get("scores", {}),
-            "optimizer_steps": sum(s["optimizer_steps"] for s in stages),
-            "hours": round(sum(s["minutes"] for s in stages) / 60.0, 2), "stages": stages,
+            "optimizer_steps": start_steps() + sum(s["optimizer_steps"] for s in stages),
+            "hours": round(start_hours() + sum(s["minutes"] for s in stages) / 60.0, 2), "stages": stages,
+            "started_from": STARTS_FROM[NAME],
             "licence": "CC BY 4.0 (training data: LibriSpeech, (c) 2014 Vassil Panayotov)", "data": data}
     folder = pretrained.export(network, config.replace(epochs=config.epochs, minutes=None), load_stats(out),
                                model_dir(), info)
@@ -672,8 +694,11 @@ def main(argv=None) -> None:
     from speechsep.cli import program_start
     from speechsep.config import COUNT_METHODS
 
+    global NAME
     program_start()  # an entry point: the quiet TensorFlow start-up of the scripts
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", choices=sorted(STARTS_FROM), default=NAME,
+                        help="the shipped model to work on (default %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser("train", help="train (or resume) one stage")
     command.add_argument("--stage", type=int, required=True)
@@ -704,6 +729,7 @@ def main(argv=None) -> None:
                                       "after a first export (the stage folder would load its best.keras, not the "
                                       "exported weights; default: the stage's own)")
     args = parser.parse_args(argv)
+    NAME = args.name
     {"train": train, "curve": curve, "export": export, "score": score_sets,
      "speed": speed, "card": card}[args.command](args)
 

@@ -86,17 +86,21 @@ def mask_targets(record: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 def chunk_record(
     record: dict, mean: np.ndarray, std: np.ndarray, chunk_frames: int = CHUNK_FRAMES,
-    pad_remainder: bool = False, mask_target: str | None = None,
+    pad_remainder: bool = False, mask_target: str | None = None, num_sources: int | None = None,
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield (features [T, F] float32, ibm [T, F] int32, active [T, F] float32) chunks.
 
     With ``mask_target`` each chunk also carries the mixture magnitude [T, F]
-    and the source targets [T, F, C] of :func:`mask_targets` (zero padding).
+    and the source targets [T, F, C] of :func:`mask_targets` (zero padding),
+    with C = ``num_sources`` (default: the record's talkers): the targets of
+    talkers a mixture of fewer talkers lacks are silent (all zero).
     """
     features = ((record["log_magnitude"] - mean) / std).astype(np.float32)  # [N, F]
     arrays = [features, record["ibm"].astype(np.int32), record["active"].astype(np.float32)]  # [N, F] each
     if mask_target is not None:
-        arrays.extend(mask_targets(record, mask_target))  # [N, F], [N, F, C]
+        magnitude, targets = mask_targets(record, mask_target)  # [N, F], [N, F, K]
+        missing = (num_sources or targets.shape[-1]) - targets.shape[-1]
+        arrays.extend([magnitude, np.pad(targets, ((0, 0), (0, 0), (0, max(0, missing))))])  # [N, F], [N, F, C]
     frames = features.shape[0]
     full = frames // chunk_frames
     for start in range(0, full * chunk_frames, chunk_frames):
@@ -165,9 +169,10 @@ def make_dataset(
             _PIPELINE_ERRORS.append(error)
             raise
         for record in records:
-            yield from chunk_record(record, mean, std, chunk_frames, pad_remainder, mask_target)
+            yield from chunk_record(record, mean, std, chunk_frames, pad_remainder, mask_target, num_sources)
 
-    signature = _signature(chunk_frames, mask_target, read_index(data_dir)["config"]["mixing"]["num_speakers"])
+    num_sources = read_index(data_dir)["config"]["mixing"]["num_speakers"]
+    signature = _signature(chunk_frames, mask_target, num_sources)
     shards = tf.data.Dataset.from_tensor_slices((paths, digests))
     if shuffle:
         shards = shards.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -226,7 +231,8 @@ def make_dynamic_dataset(
         by_speaker = {s: corpus.utterances_of(s) for s in speakers}
         while True:
             record = make_mixture(corpus, speakers, mixing, rng, by_speaker)
-            yield from chunk_record(record, mean, std, chunk_frames, pad_remainder, mask_target)
+            yield from chunk_record(record, mean, std, chunk_frames, pad_remainder, mask_target,
+                                    mixing.num_speakers)
 
     signature = _signature(chunk_frames, mask_target, mixing.num_speakers)
     # MIXING_STREAMS independent generators (decode, resample, crop, mix, STFT) run in parallel threads while
@@ -266,6 +272,30 @@ def packed_targets(targets: dict, num_sources: int) -> tf.Tensor:
 def packed_mask_targets(targets: dict) -> tf.Tensor:
     """{"source_targets", "mixture_magnitude"} -> float32 [B, T, F, C+1]: the C targets, then |X|."""
     return tf.concat([targets["source_targets"], targets["mixture_magnitude"][..., None]], axis=-1)
+
+
+COUNT_LABEL_SHARE = 0.01
+"""A talker counts in a training chunk's label when it dominates at least this share of the chunk's active bins."""
+
+
+def talker_counts(targets: dict, num_sources: int, share: float = COUNT_LABEL_SHARE) -> tf.Tensor:
+    """{"ibm", "active"} [B, T, F] -> int32 [B]: the talkers of each chunk, at least 1.
+
+    A talker counts when it dominates at least ``share`` of the chunk's active
+    bins (:data:`COUNT_LABEL_SHARE`), so a talker who only ends or begins in
+    the chunk with a few bins is not asked of the count head.
+    """
+    one_hot = tf.one_hot(targets["ibm"], num_sources, dtype=tf.float32)  # [B, T, F, C]
+    active = targets["active"][..., None]  # [B, T, F, 1]
+    bins = tf.reduce_sum(one_hot * active, axis=[1, 2])  # [B, C]
+    total = tf.reduce_sum(active, axis=[1, 2, 3])[:, None]  # [B, 1]
+    present = tf.cast(bins > share * total, tf.int32)  # [B, C]
+    return tf.maximum(tf.reduce_sum(present, axis=1), 1)  # [B]
+
+
+def packed_count_targets(targets: dict, num_sources: int) -> tf.Tensor:
+    """{"ibm", "active"} -> float32 [B, C]: one-hot of each chunk's talkers (:func:`talker_counts`), index k-1."""
+    return tf.one_hot(talker_counts(targets, num_sources) - 1, num_sources, dtype=tf.float32)  # [B, C]
 
 
 def describe(data_dir) -> dict:

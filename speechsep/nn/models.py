@@ -7,8 +7,10 @@ length at inference) to
   source 1, [B, T, 129];
 * ``dc``: unit-norm embeddings [B, T, 129, D] (Hershey et al., ICASSP 2016:
   BLSTM, a tanh dense layer of 129·D units, then per-bin L2 normalisation);
-  with ``config.mask_head`` (Chimera++) a dict ``{"embedding": [B, T, 129, D],
-  "mask": [B, T, 129, C]}``.
+  with ``config.mask_head`` (Chimera++) and/or ``config.count_head`` a dict
+  ``{"embedding": [B, T, 129, D], "mask": [B, T, 129, C], "count": [B, C]}``
+  holding the heads it has (C = ``config.max_talkers``; ``count[:, k - 1]``
+  is the probability of k talkers).
 
 Defaults follow the original experiments: 2 layers of 300 units.
 """
@@ -21,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from speechsep.config import ExperimentConfig
-from speechsep.nn.layers import UnitNormalize
+from speechsep.nn.layers import TimePooling, UnitNormalize
 from speechsep.nn.recurrent import FastBidirectionalLSTM, FastLSTM, effective_precision
 from speechsep.signal import N_BINS
 
@@ -91,9 +93,14 @@ def build_blstm(config: ExperimentConfig) -> keras.Model:
 def build_deep_clustering(config: ExperimentConfig) -> keras.Model:
     """BLSTM embedding network: [B, T, F] -> unit-norm embeddings [B, T, F, D].
 
-    With ``config.mask_head`` (Chimera++) the outputs are a dict
-    ``{"embedding": [B, T, F, D], "mask": [B, T, F, C]}``: a second dense head
-    on the same BLSTM gives C masks per bin (softmax over the sources).
+    With ``config.mask_head`` (Chimera++) or ``config.count_head`` the outputs
+    are a dict ``{"embedding": [B, T, F, D], "mask": [B, T, F, C], "count": [B, C]}``
+    of the heads it has, with C = ``config.max_talkers``: a dense head on the
+    same BLSTM gives C masks per bin (softmax over the sources), and the count
+    head a softmax over 1 .. C talkers from the BLSTM features pooled over
+    time. The shared layers (``blstm_*``, ``embedding``) keep the names and
+    shapes of the plain network, so its weights load into them by name
+    (:func:`load_shared_weights`).
     """
     features = _features()
     hidden = _recurrent_stack(features, config, True)  # [B, T, 2H]
@@ -101,17 +108,66 @@ def build_deep_clustering(config: ExperimentConfig) -> keras.Model:
                            dtype=compute_dtype(config))(hidden)  # [B, T, F*D]
     x = keras.layers.Reshape((-1, N_BINS, config.embedding_dim), name="per_bin")(x)  # [B, T, F, D]
     embeddings = UnitNormalize(name="unit_norm", dtype="float32")(x)  # [B, T, F, D] float32
-    if not config.mask_head:
+    if not (config.mask_head or config.count_head):
         return keras.Model(features, embeddings, name="deep_clustering")
-    return keras.Model(features, {"embedding": embeddings, "mask": _source_masks(hidden, config.num_speakers)},
-                       name="chimera")
+    outputs = {"embedding": embeddings}
+    if config.mask_head:
+        outputs["mask"] = _source_masks(hidden, config.max_talkers)
+    if config.count_head:
+        outputs["count"] = _talker_count(hidden, config.max_talkers)
+    model = keras.Model(features, outputs, name="chimera")
+    if config.freeze_stack:
+        for layer in model.layers:
+            if layer.name in SHARED_LAYERS or layer.name.startswith("blstm_"):
+                layer.trainable = False
+    return model
+
+
+SHARED_LAYERS = ("embedding",)
+"""The dense layers of the deep-clustering network besides its ``blstm_*`` stack (frozen by ``freeze_stack``)."""
+HEAD_LAYERS = {"mask": ("mask_logits",), "count": ("count_hidden", "count_logits")}
+"""The weighted layers of each added head, by output name."""
+
+
+def _talker_count(hidden, max_talkers: int, units: int = 64):
+    """Count head: BLSTM features [B, T, H'] -> mean and max over time [B, 2H'] -> ReLU [B, 64] -> softmax [B, C]."""
+    pooled = TimePooling(name="time_pooling")(hidden)  # [B, 2H']
+    x = keras.layers.Dense(units, activation="relu", name="count_hidden")(pooled)  # [B, 64]
+    x = keras.layers.Dense(max_talkers, name="count_logits")(x)  # [B, C]
+    return keras.layers.Softmax(axis=-1, name="count", dtype="float32")(x)  # [B, C]
 
 
 def _source_masks(hidden, num_sources: int):
     """Chimera++ mask-inference head: [B, T, H'] -> masks [B, T, F, C] (softmax over the C sources)."""
     x = keras.layers.Dense(N_BINS * num_sources, name="mask_logits")(hidden)  # [B, T, F*C]
     x = keras.layers.Reshape((-1, N_BINS, num_sources), name="mask_per_bin")(x)  # [B, T, F, C]
-    return keras.layers.Softmax(axis=-1, name="mask")(x)  # [B, T, F, C]
+    return keras.layers.Softmax(axis=-1, name="mask", dtype="float32")(x)  # [B, T, F, C]
+
+
+def load_shared_weights(model: keras.Model, source: keras.Model) -> dict:
+    """Copy the weights of every layer of ``source`` into the layer of ``model`` with the same name.
+
+    Returns ``{"loaded": [names], "fresh": [names]}``: the weighted layers of
+    ``model`` that took ``source``'s weights, and those left freshly
+    initialised (say, the heads a Chimera++ network adds to a deep-clustering
+    one). A layer of both whose shapes differ is a ``ValueError`` naming it.
+    """
+    donors = {layer.name: layer for layer in source.layers if layer.weights}
+    loaded, fresh = [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        donor = donors.get(layer.name)
+        if donor is None:
+            fresh.append(layer.name)
+            continue
+        weights = donor.get_weights()
+        if [w.shape for w in weights] != [tuple(w.shape) for w in layer.weights]:
+            raise ValueError(f"layer {layer.name!r}: its weights {[w.shape for w in weights]} do not fit "
+                             f"{[tuple(w.shape) for w in layer.weights]}")
+        layer.set_weights(weights)
+        loaded.append(layer.name)
+    return {"loaded": loaded, "fresh": fresh}
 
 
 def build_model(config: ExperimentConfig) -> keras.Model:
@@ -138,7 +194,8 @@ def inference_function(model: keras.Model, jit_compile: bool = True):
     """A compiled forward pass for any batch size and length: features [B, T, F] -> model output.
 
     The output is a NumPy array [B, T, ...], or for a Chimera++ model
-    (``config.mask_head``) the dict ``{"embedding", "mask"}`` of arrays;
+    (``config.mask_head``, ``config.count_head``) the dict of arrays
+    ``{"embedding", "mask", "count"}`` (``count`` [B, C] has no time axis);
     :func:`speechsep.separation.separator.split_batch` splits either per item.
 
     Eager Keras calls run a recurrent layer step by step in Python (seconds per
@@ -170,7 +227,8 @@ def inference_function(model: keras.Model, jit_compile: bool = True):
         with warnings.catch_warnings():  # layers after the LSTMs drop the mask, and Keras says so when tracing
             warnings.filterwarnings("ignore", message=".*does not support masking.*", category=UserWarning)
             outputs = graph(padded, mask)
-        return tf.nest.map_structure(lambda output: np.asarray(output)[:, :n_frames], outputs)
+        return tf.nest.map_structure(lambda output: np.asarray(output)[:, :n_frames] if output.shape.rank > 2
+                                     else np.asarray(output), outputs)
 
     return forward
 

@@ -39,8 +39,9 @@ FOLDER = Path(__file__).resolve().parent
 DEFAULT_MODEL = "dc-librispeech"
 """What ``python -m speechsep separate`` uses when no ``--model`` is given."""
 WEIGHTS_FILE, INFO_FILE, CARD_FILE = "weights.npz", "model.json", "MODEL_CARD.md"
-ARCHITECTURE_FIELDS = ("model", "hidden_units", "num_layers", "embedding_dim", "mask_head")
-"""The :class:`ExperimentConfig` fields that decide the shape of the weights (``--init`` must match them)."""
+ARCHITECTURE_FIELDS = ("model", "hidden_units", "num_layers", "embedding_dim")
+"""The :class:`ExperimentConfig` fields that decide the shape of the shared weights (``--init`` must match them;
+heads that only one of the two networks has, the Chimera++ mask and count heads, start fresh)."""
 
 
 def available() -> list[str]:
@@ -244,8 +245,16 @@ def unseen_records(name: str, records: list[dict]) -> list[dict]:
 
 
 def load(name_or_dir: str = DEFAULT_MODEL) -> PretrainedModel:
-    """Load a shipped model by name (default :data:`DEFAULT_MODEL`) or a training run folder."""
-    return PretrainedModel(resolve(name_or_dir))
+    """Load a shipped model by name (default :data:`DEFAULT_MODEL`) or a training run folder.
+
+    TensorFlow's start-up lines are not printed (:func:`speechsep._quiet.quiet_loading`) unless the user set
+    ``TF_CPP_MIN_LOG_LEVEL``; the environment is left as it was.
+    """
+    from speechsep._quiet import quiet_loading
+
+    source = resolve(name_or_dir)  # an unknown name or a corrupt file: a ValueError before TensorFlow loads
+    with quiet_loading():
+        return PretrainedModel(source)
 
 
 def export(network, config: ExperimentConfig, stats: tuple[np.ndarray, np.ndarray], folder, info: dict) -> Path:

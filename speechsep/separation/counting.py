@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from speechsep.config import COUNT_METHODS
+from speechsep.config import EMBEDDING_COUNT_METHODS
 from speechsep.separation.cluster import MAX_FIT_POINTS, _unit_rows, fit_rows, kmeans, spherical_mean_shift
 
 
@@ -173,11 +173,13 @@ def count_silhouette(points, k_max, seed=0, min_silhouette=0.3, max_points=1000,
 COUNTERS = {"meanshift": count_meanshift, "eigenvalues": count_eigenvalues, "participation": count_participation,
             "eigengap": count_eigengap, "silhouette": count_silhouette}
 """The counting methods by name (``ExperimentConfig.count_method``): ``(points [N, D], k_max, seed, **params) -> K``."""
-assert tuple(COUNTERS) == COUNT_METHODS, "speechsep.config.COUNT_METHODS must list the counters of this module"
+assert tuple(COUNTERS) == EMBEDDING_COUNT_METHODS, \
+    "speechsep.config.EMBEDDING_COUNT_METHODS must list the counters of this module"
 
 THRESHOLDS = {"meanshift": "bandwidth", "eigenvalues": "threshold", "participation": "directions_per_talker",
-              "silhouette": "min_silhouette"}
-"""Each method's one tuned parameter, the one ``ExperimentConfig.count_threshold`` sets (eigengap has none)."""
+              "silhouette": "min_silhouette", "mask_energy": "min_share"}
+"""Each method's one tuned parameter, the one ``ExperimentConfig.count_threshold`` sets (eigengap and head have
+none)."""
 
 
 def config_params(config) -> dict:
@@ -232,3 +234,52 @@ def _checked_request(method: str, talkers) -> list[int]:
     if not talkers or talkers[0] < 1:
         raise ValueError(f"talkers must be counts >= 1, got {talkers}")
     return talkers
+
+
+# ----------------------------------------------------------------------------- counters that read other heads
+
+
+def count_from_head(probabilities, talkers) -> int:
+    """The most probable count of a count head's softmax [C] (index k-1: k talkers), among ``talkers``."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    talkers = [k for k in sorted({int(k) for k in talkers}) if 1 <= k <= probabilities.size]
+    if not talkers:
+        raise ValueError(f"the count head predicts 1..{probabilities.size} talkers, none of {sorted(talkers)}")
+    return max(talkers, key=lambda k: probabilities[k - 1])
+
+
+def mask_shares(masks, active) -> np.ndarray:
+    """Each mask's share of the active bins: masks [T, F, C], active bool [T, F] -> [C] (sums to 1)."""
+    masks, active = np.asarray(masks, dtype=np.float64), np.asarray(active, dtype=bool)
+    if not active.any():
+        raise ValueError("no active bins: the mixture is silent, there is nothing to count or separate")
+    mass = masks[active].sum(axis=0)  # [C]
+    return mass / mass.sum()
+
+
+def count_mask_energy(masks, active, talkers, min_share=0.05) -> int:
+    """The number of mask-head masks [T, F, C] that take at least ``min_share`` of the active bins, nearest
+    count in ``talkers`` (the smaller on a tie)."""
+    found = max(1, int(np.sum(mask_shares(masks, active) >= min_share)))
+    return min(sorted({int(k) for k in talkers}), key=lambda k: (abs(k - found), k))
+
+
+def count_output(output, active, method: str, talkers, seed: int = 0, **params) -> int:
+    """The number of talkers of one mixture from one network output, one of ``talkers``.
+
+    ``output``: embeddings [T, F, D] or the dict ``{"embedding", "mask", "count"}``
+    of a Chimera++ network; active : bool [T, F]. ``method`` ``"head"`` reads
+    the count head, ``"mask_energy"`` the mask head (:func:`count_mask_energy`),
+    any other the embeddings (:func:`count_talkers`).
+    """
+    heads = output if isinstance(output, dict) else {"embedding": output}
+    if method in ("head", "mask_energy"):
+        needed = "count" if method == "head" else "mask"
+        if needed not in heads:
+            raise ValueError(f"counting method {method!r} needs a network with a {needed} head")
+        if not np.asarray(active, dtype=bool).any():
+            raise ValueError("no active bins: the mixture is silent, there is nothing to count or separate")
+        if method == "head":
+            return count_from_head(heads["count"], talkers)
+        return count_mask_energy(heads["mask"], active, talkers, **params)
+    return count_talkers(heads["embedding"], active, method, talkers, seed=seed, **params)

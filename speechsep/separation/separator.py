@@ -10,11 +10,14 @@ Readouts (``ExperimentConfig.readout``):
   (:mod:`speechsep.separation.cluster`), every bin assigned to its nearest centre (binary
   masks), or with ``config.soft_mask_beta`` soft masks from the posteriors
   ``p(c|v) ∝ exp(β·vᵀμ_c)`` (labels stay the nearest centre);
-* ``mask_head``: the C masks of a Chimera++ network's mask head (its
-  embeddings still serve the clustering readouts).
+* ``mask_head``: the masks of a Chimera++ network's mask head (its
+  embeddings still serve the clustering readouts); of its C masks, the K
+  that take most of the active bins (:func:`select_masks`);
+* ``blend``: the mean of the k-means masks and the mask head's masks,
+  matched to each other by their overlap (:func:`match_masks`).
 
-A Chimera++ network outputs a dict ``{"embedding": [T, F, D], "mask": [T, F, C]}``
-per utterance; every other network one array.
+A Chimera++ network outputs a dict ``{"embedding": [T, F, D], "mask": [T, F, C],
+"count": [C]}`` (the heads it has) per utterance; every other network one array.
 
 Accuracy is the share of ACTIVE bins whose IBM label is right (silent bins are
 weighted out), in two forms: with the fixed speaker order (as the original
@@ -91,22 +94,54 @@ def embeddings_of(output) -> np.ndarray:
     return output["embedding"] if isinstance(output, dict) else output
 
 
-def _mask_head_readout(output, num_sources: int) -> Readout:
+def select_masks(masks: np.ndarray, active: np.ndarray, num_sources: int) -> np.ndarray:
+    """The ``num_sources`` masks [C, T, F] that take most of the active bins, renormalised to sum to 1 per bin.
+
+    A mask head predicts C = the most talkers it was trained on; a mixture of
+    K < C talkers leaves C − K masks near zero, and these are the ones dropped.
+    """
+    if masks.shape[0] < num_sources:
+        raise ValueError(f"the mask head predicts {masks.shape[0]} sources, not {num_sources}; "
+                         "use a clustering readout (--clusterer kmeans) for another number of speakers")
+    if masks.shape[0] == num_sources:
+        return masks
+    weight = np.asarray(active, dtype=bool)
+    mass = masks[:, weight].sum(axis=1) if weight.any() else masks.reshape(len(masks), -1).sum(axis=1)  # [C]
+    kept = masks[np.sort(np.argsort(-mass, kind="stable")[:num_sources])]  # [K, T, F], in the head's order
+    return kept / np.maximum(kept.sum(axis=0, keepdims=True), 1e-8)
+
+
+def _mask_head_readout(output, active: np.ndarray, num_sources: int) -> Readout:
     if not isinstance(output, dict) or "mask" not in output:
         raise ValueError("readout 'mask_head' needs a network trained with a mask head (config.mask_head)")
     masks = np.moveaxis(np.asarray(output["mask"], dtype=np.float32), -1, 0)  # [C, T, F]
-    if masks.shape[0] != num_sources:
-        raise ValueError(f"the mask head predicts {masks.shape[0]} sources, not {num_sources}; "
-                         "use a clustering readout (--clusterer kmeans) for another number of speakers")
+    masks = select_masks(masks, active, num_sources)  # [K, T, F]
     return Readout(masks, np.argmax(masks, axis=0).astype(np.int64), output["embedding"], masks.shape[0])
 
 
-COUNTING_READOUTS = ("kmeans", "meanshift")  # the readouts that separate any number of sources
+def match_masks(reference: np.ndarray, masks: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """``masks`` [K, T, F] reordered to best overlap ``reference`` [K, T, F] on the active bins (a permutation)."""
+    weight = np.asarray(active, dtype=np.float64)
+    overlap = np.einsum("itf,jtf,tf->ij", reference, masks, weight)  # [K, K]
+    best = max(itertools.permutations(range(len(masks))),
+               key=lambda order: sum(overlap[i, j] for i, j in enumerate(order)))
+    return masks[list(best)]
+
+
+def _blend_readout(output, active: np.ndarray, config: ExperimentConfig, num_sources: int, seed: int) -> Readout:
+    """The mean of the k-means masks of the embeddings and the mask head's masks, matched by overlap."""
+    clustered = read_masks(output, active, config, num_sources, "kmeans", seed)
+    head = _mask_head_readout(output, active, num_sources)
+    masks = 0.5 * (clustered.masks[:num_sources] + match_masks(clustered.masks[:num_sources], head.masks, active))
+    return Readout(masks, np.argmax(masks, axis=0).astype(np.int64), clustered.embeddings, num_sources)
+
+
+COUNTING_READOUTS = ("kmeans", "meanshift", "mask_head", "blend")  # the readouts that separate any number of sources
 
 
 def counts_talkers(config: ExperimentConfig, readout: str | None = None) -> bool:
     """Whether ``config``'s model counts talkers with ``readout`` (default: its own): it was trained on a
-    varying number of talkers and the readout clusters any number of sources (not PCA sign, not a mask)."""
+    varying number of talkers and the readout separates any number of sources (not PCA sign, not a mask)."""
     return config.counts_talkers and (readout or config.readout) in COUNTING_READOUTS
 
 
@@ -130,13 +165,15 @@ def read_masks(output, active: np.ndarray, config: ExperimentConfig, num_sources
     if estimate_count and counts_talkers(config, readout):
         from speechsep.separation import counting
 
-        count = counting.count_talkers(embeddings_of(output), active, config.count_method,
-                                       talkers or config.talker_set, seed=seed, **counting.config_params(config))
+        count = counting.count_output(output, active, config.count_method, talkers or config.talker_set,
+                                      seed=seed, **counting.config_params(config))
         result = read_masks(output, active, config, num_sources or count, readout, seed)
         return dataclasses.replace(result, n_found=count)
     num_sources = num_sources or config.num_speakers
     if readout == "mask_head":
-        return _mask_head_readout(output, num_sources)
+        return _mask_head_readout(output, active, num_sources)
+    if readout == "blend":
+        return _blend_readout(output, active, config, num_sources, seed)
     output = embeddings_of(output)
     if readout == "mask":
         first = np.clip(output, 0.0, 1.0)  # [T, F]

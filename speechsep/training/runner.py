@@ -120,7 +120,8 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
         group.add_argument("--init", metavar="NAME|RUN_DIR", default=None,
                            help="start from the weights (and feature normalisation) of a shipped model "
                                 "(python -m speechsep models) or a run folder, with a fresh optimizer; "
-                                "the network's size must match (run.json records the source)")
+                                "the network's size must match; heads it lacks (mask, count) start fresh "
+                                "(run.json records the source and the fresh layers)")
         group.add_argument("--meanshift-bandwidth", "--bandwidth", dest="meanshift_bandwidth", type=float,
                            default=defaults.meanshift_bandwidth,
                            help="mean-shift bandwidth on the unit sphere (default %(default)s: the tuned 0.1)")
@@ -187,6 +188,14 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, defaults: ExperimentCo
     group.add_argument("--mask-head", action=argparse.BooleanOptionalAction, default=defaults.mask_head,
                        help="Chimera++: add a mask-inference head beside the embeddings "
                             "(read it out with --readout mask_head)")
+    group.add_argument("--count-head", action=argparse.BooleanOptionalAction, default=defaults.count_head,
+                       help="add a head that learns the number of talkers (softmax over 1..max of --talkers, "
+                            "count with --count-method head)")
+    group.add_argument("--count-loss-weight", type=float, default=defaults.count_loss_weight, metavar="W",
+                       help="weight of the count head's cross-entropy, added to the loss (default %(default)s)")
+    group.add_argument("--freeze-stack", action=argparse.BooleanOptionalAction, default=defaults.freeze_stack,
+                       help="train only the added mask/count heads, the BLSTM stack and embedding layer frozen "
+                            "(a warm-up of heads added to a trained network with --init)")
     group.add_argument("--mask-loss", choices=MASK_LOSSES, default=defaults.mask_loss,
                        help="loss of the mask head: msa or tpsa (truncated phase-sensitive; default %(default)s)")
     group.add_argument("--mask-loss-weight", type=float, default=defaults.mask_loss_weight, metavar="W",
@@ -319,18 +328,17 @@ class ExperimentRun:
         return source
 
     def _init(self):
-        """``(weights, description)`` for :func:`speechsep.training.trainer.train`'s ``init``, or None."""
+        """``(network, description)`` for :func:`speechsep.training.trainer.train`'s ``init``, or None."""
         if self.init_source is None:
             return None
         from speechsep import pretrained
 
         source = self.init_source
-        weights = source.weights if source.weights is not None else pretrained.build_network(source).get_weights()
         description = {"source": source.name, "shipped": source.shipped,
                        "source_optimizer_steps": source.optimizer_steps, "optimizer": "fresh"}
         if source.shipped:
             description["weights_sha256"] = source.info.get("weights_sha256")
-        return weights, description
+        return pretrained.build_network(source), description
 
     # ------------------------------------------------------------------ steps
 

@@ -37,9 +37,10 @@ import tensorflow as tf
 
 from speechsep.config import ExperimentConfig
 from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
-from speechsep.data.pipeline import InputShard, packed_mask_targets, packed_targets, switch_datasets
+from speechsep.data.pipeline import (InputShard, packed_count_targets, packed_mask_targets, packed_targets,
+                                    switch_datasets)
 from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
-from speechsep.nn.models import build_model
+from speechsep.nn.models import build_model, load_shared_weights
 from speechsep.separation.separator import (batch_accuracies, item_talkers, read_masks, single_threaded_blas,
                                            split_batch)
 from speechsep.io import (atomic_save_model, atomic_write_json, atomic_write_text, atomic_write_weights,
@@ -53,27 +54,46 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loss(config: ExperimentConfig):
-    """The Keras loss of ``config``; a Chimera++ network gets a dict {"embedding", "mask"} of losses."""
-    if config.loss == "dc":
-        embedding_loss = WhitenedDeepClusteringLoss() if config.dc_loss == "dc_whitened" else DeepClusteringLoss()
-        return {"embedding": embedding_loss, "mask": MaskInferenceLoss()} if config.mask_head else embedding_loss
-    return MaskMSELoss(permutation_invariant=config.loss == "pit")
+    """The Keras loss of ``config``; a Chimera++ network gets a dict {"embedding", "mask", "count"} of the losses
+    of the heads it has."""
+    if config.loss != "dc":
+        return MaskMSELoss(permutation_invariant=config.loss == "pit")
+    embedding_loss = WhitenedDeepClusteringLoss() if config.dc_loss == "dc_whitened" else DeepClusteringLoss()
+    if not (config.mask_head or config.count_head):
+        return embedding_loss
+    losses = {"embedding": embedding_loss}
+    if config.mask_head:
+        losses["mask"] = MaskInferenceLoss()
+    if config.count_head:
+        losses["count"] = keras.losses.CategoricalCrossentropy()
+    return losses
 
 
 def make_loss_weights(config: ExperimentConfig) -> dict | None:
-    """Chimera++: ``(1 − mask_loss_weight)·L_DC + mask_loss_weight·L_MI``; None for single-output networks."""
-    if not config.mask_head:
+    """Chimera++: ``(1 − mask_loss_weight)·L_DC + mask_loss_weight·L_MI``, plus ``count_loss_weight·L_count``
+    with a count head; None for single-output networks."""
+    if not (config.mask_head or config.count_head):
         return None
-    return {"embedding": 1.0 - config.mask_loss_weight, "mask": config.mask_loss_weight}
+    weights = {"embedding": 1.0 - config.mask_loss_weight if config.mask_head else 1.0}
+    if config.mask_head:
+        weights["mask"] = config.mask_loss_weight
+    if config.count_head:
+        weights["count"] = config.count_loss_weight
+    return weights
 
 
 def make_packer(config: ExperimentConfig):
     """(features, target dict) -> (features, the packed y_true of :func:`make_loss`)."""
     def pack(features, targets):
         embedding_targets = packed_targets(targets, config.max_talkers)  # [B, T, F, Kmax+1], fewer talkers zero-padded
-        if not config.mask_head:
+        if not (config.mask_head or config.count_head):
             return features, embedding_targets
-        return features, {"embedding": embedding_targets, "mask": packed_mask_targets(targets)}
+        packed = {"embedding": embedding_targets}
+        if config.mask_head:
+            packed["mask"] = packed_mask_targets(targets)  # [B, T, F, Kmax+1]
+        if config.count_head:
+            packed["count"] = packed_count_targets(targets, config.max_talkers)  # [B, Kmax]
+        return features, packed
 
     return pack
 
@@ -402,10 +422,12 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
     them Keras splits ``train_data`` itself. ``extra_callbacks`` run after
     the built-in ones (e.g. :class:`WeightSnapshots`).
 
-    ``init`` = (weights in ``get_weights()`` order, a dict describing where
-    they come from) starts a new run from those weights with a fresh
-    optimizer; ``run.json`` records the dict as ``init``. A resumed run
-    continues from its backup instead.
+    ``init`` = (a Keras network, a dict describing where it comes from)
+    starts a new run from its weights, layer by layer by name
+    (:func:`speechsep.nn.models.load_shared_weights`), with a fresh
+    optimizer; ``run.json`` records the dict as ``init``, with the layers
+    left freshly initialised (heads the source lacks) as ``fresh_layers``.
+    A resumed run continues from its backup instead.
     """
     run_dir = Path(run_dir)
     strategy = distribute.make_strategy(config.strategy)  # first: multiworker must exist before TensorFlow runs anything
@@ -466,7 +488,8 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
                       jit_compile=config.jit_compile and distribute.supports_jit(strategy))
 
     if init is not None and not epochs_done:
-        model.set_weights(init[0])
+        layers = load_shared_weights(model, init[0])  # by layer name: heads the source lacks start fresh
+        init = (init[0], {**init[1], "fresh_layers": layers["fresh"]})
     record = {"config": config.to_json(), "seed": config.seed, "git_commit": git_commit(),
               "data": data_description, "strategy": type(strategy).__name__,
               "replicas": strategy.num_replicas_in_sync, "tensorflow": tf.__version__,

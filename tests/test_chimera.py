@@ -1,0 +1,220 @@
+"""Chimera++ on a varying number of talkers: the mask head over Kmax sources, the count head, the frozen-stack
+warm-up, loading a deep-clustering network's layers by name, and the readouts and counters that use the heads."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_DC_ARGS, load_script
+from speechsep.config import ExperimentConfig
+from speechsep.data import pipeline
+from speechsep.data.mixing import MixingConfig, make_mixture
+from speechsep.data.toy import toy_corpus
+from speechsep.nn.models import build_model, inference_function, load_shared_weights
+from speechsep.separation import counting
+from speechsep.separation.separator import match_masks, read_masks, select_masks
+from speechsep.training.trainer import make_loss, make_loss_weights, make_packer
+
+
+def counting_config(**changes) -> ExperimentConfig:
+    settings = dict(hidden_units=8, num_layers=1, embedding_dim=4, talkers=(1, 2, 3), num_speakers=2,
+                    mask_head=True, count_head=True)
+    return ExperimentConfig(**{**settings, **changes})
+
+
+def random_features(batch=2, frames=37, seed=0):
+    return np.random.default_rng(seed).standard_normal((batch, frames, 129)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(talkers=None), "count_head needs a varying number of talkers"),
+    (dict(mask_head=False, count_head=False, freeze_stack=True), "freeze_stack"),
+    (dict(count_head=False, count_method="head"), "count_method 'head' needs"),
+    (dict(mask_head=False, count_method="mask_energy"), "count_method 'mask_energy' needs"),
+    (dict(mask_head=False, readout="blend"), "readout 'blend' needs"),
+    (dict(count_loss_weight=0.0), "count_loss_weight"),
+])
+def test_config_refuses_heads_it_cannot_train(changes, message):
+    with pytest.raises(ValueError, match=message):
+        counting_config(**changes)
+
+
+def test_config_with_the_new_heads_round_trips(tmp_path):
+    config = counting_config(freeze_stack=True, count_method="head", readout="blend")
+    assert ExperimentConfig.load(config.save(tmp_path / "config.json")) == config
+
+
+# ----------------------------------------------------------------------------- the network
+
+
+def test_heads_cover_the_largest_talker_count():
+    outputs = build_model(counting_config())(random_features())
+    assert set(outputs) == {"embedding", "mask", "count"}
+    assert outputs["mask"].shape == (2, 37, 129, 3) and outputs["count"].shape == (2, 3)
+    np.testing.assert_allclose(np.sum(outputs["count"], axis=-1), 1.0, atol=1e-5)
+    only_count = build_model(counting_config(mask_head=False))(random_features())
+    assert set(only_count) == {"embedding", "count"}
+
+
+def test_count_head_ignores_the_padding_of_the_compiled_forward_pass():
+    """The XLA pass pads T to a bucket and masks the padding: the pooled count must not see it."""
+    model = build_model(counting_config())
+    features = random_features(batch=1, frames=37)  # padded to 48 frames
+    padded = inference_function(model, jit_compile=True)(features)
+    exact = model(features, training=False)
+    np.testing.assert_allclose(padded["count"], exact["count"].numpy(), atol=1e-4)
+    assert padded["mask"].shape == (1, 37, 129, 3)
+    # the padding would change the count if it were pooled: the pass over explicitly padded frames differs
+    zero_padded = model(np.pad(features, ((0, 0), (0, 11), (0, 0))), training=False)["count"].numpy()
+    assert not np.allclose(zero_padded, exact["count"].numpy(), atol=1e-4)
+
+
+def test_shared_layers_load_by_name_and_the_heads_start_fresh():
+    plain_config = ExperimentConfig(hidden_units=8, num_layers=1, embedding_dim=4, talkers=(1, 2, 3))
+    plain = build_model(plain_config)
+    chimera = build_model(counting_config())
+    layers = load_shared_weights(chimera, plain)
+    assert layers["loaded"] == ["blstm_1", "embedding"]
+    assert sorted(layers["fresh"]) == ["count_hidden", "count_logits", "mask_logits"]
+    features = random_features()
+    np.testing.assert_allclose(chimera(features)["embedding"], plain(features), atol=1e-6)
+    wider = build_model(counting_config(embedding_dim=6))
+    with pytest.raises(ValueError, match="layer 'embedding'"):
+        load_shared_weights(wider, plain)
+
+
+def test_frozen_stack_trains_only_the_heads():
+    config = counting_config(freeze_stack=True)
+    model = build_model(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=make_loss(config),
+                  loss_weights=make_loss_weights(config), jit_compile=False)
+    record = make_mixture(toy_corpus(), ["FTOY0", "MTOY1", "FTOY2"], MixingConfig(num_speakers=3, seed=0),
+                          np.random.default_rng(0))
+    chunk = next(pipeline.chunk_record(record, np.zeros(129), np.ones(129), 40, mask_target="tpsa",
+                                       num_sources=3))
+    features = chunk[0][None]
+    targets = {key: tf.constant(value[None]) for key, value in zip(pipeline.TARGET_KEYS, chunk[1:])}
+    _, packed = make_packer(config)(features, targets)
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
+    model.train_on_batch(features, packed)
+    for layer in model.layers:
+        if layer.weights:
+            moved = any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))
+            assert moved == (layer.name in ("mask_logits", "count_hidden", "count_logits")), layer.name
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def test_mask_targets_of_fewer_talkers_are_padded_with_silent_sources():
+    record = make_mixture(toy_corpus(), ["FTOY0", "MTOY1"], MixingConfig(num_speakers=2, seed=0), np.random.default_rng(1))
+    chunks = list(pipeline.chunk_record(record, np.zeros(129), np.ones(129), 50, mask_target="tpsa", num_sources=3))
+    magnitude, targets = pipeline.mask_targets(record, "tpsa")
+    assert all(c[4].shape == (50, 129, 3) for c in chunks)
+    np.testing.assert_array_equal(chunks[0][4][..., :2], targets[:50])
+    assert not any(c[4][..., 2].any() for c in chunks)  # the absent third talker: a silent target
+
+
+def test_count_labels_are_the_talkers_holding_a_share_of_the_active_bins():
+    ibm = np.zeros((3, 10, 129), np.int32)
+    ibm[1, :5] = 1  # two talkers, half the bins each
+    ibm[2, :5], ibm[2, 5:, :2] = 1, 2  # the third talker holds 10 of 1290 bins (0.8 %): below the 1 % share
+    active = np.ones((3, 10, 129), np.float32)
+    labels = pipeline.talker_counts({"ibm": tf.constant(ibm), "active": tf.constant(active)}, 3).numpy()
+    np.testing.assert_array_equal(labels, [1, 2, 2])
+    active[2, :5] = 0  # now the third talker holds 10 of the 645 active bins (1.6 %)
+    labels = pipeline.talker_counts({"ibm": tf.constant(ibm), "active": tf.constant(active)}, 3).numpy()
+    np.testing.assert_array_equal(labels, [1, 2, 2])  # talker 0 has no active bin left in item 2
+    one_hot = pipeline.packed_count_targets({"ibm": tf.constant(ibm), "active": tf.constant(active)}, 3).numpy()
+    np.testing.assert_array_equal(one_hot.argmax(axis=1) + 1, labels)
+
+
+# ----------------------------------------------------------------------------- readouts and counters
+
+
+def _blob_masks(rng, sources=3, frames=20):
+    labels = rng.integers(0, sources, (frames, 129))
+    masks = np.eye(sources)[labels].transpose(2, 0, 1) * 0.9 + 0.1 / sources  # [C, T, F], rows sum to 1
+    return masks.astype(np.float32), labels
+
+
+def test_select_masks_keeps_the_largest_and_renormalises():
+    rng = np.random.default_rng(0)
+    masks, _ = _blob_masks(rng)
+    masks[1] *= 0.01  # an almost empty source
+    masks /= masks.sum(axis=0, keepdims=True)
+    active = np.ones(masks.shape[1:], bool)
+    kept = select_masks(masks, active, 2)
+    np.testing.assert_allclose(kept.sum(axis=0), 1.0, atol=1e-5)
+    order = np.argsort([-(masks[0] * active).sum(), -(masks[2] * active).sum()])
+    assert np.corrcoef(kept[0].ravel(), masks[0].ravel())[0, 1] > 0.99  # sources 0 and 2 kept, in order
+    assert np.corrcoef(kept[1].ravel(), masks[2].ravel())[0, 1] > 0.99 and order.size == 2
+    with pytest.raises(ValueError, match="predicts 3 sources, not 4"):
+        select_masks(masks, active, 4)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 0, 1), (1, 2, 0)])
+def test_match_masks_undoes_any_permutation(order):
+    masks, _ = _blob_masks(np.random.default_rng(3))
+    active = np.ones(masks.shape[1:], bool)
+    np.testing.assert_array_equal(match_masks(masks, masks[list(order)], active), masks)
+
+
+def test_head_counters_read_the_heads():
+    rng = np.random.default_rng(1)
+    masks, _ = _blob_masks(rng, sources=3)
+    output = {"embedding": rng.standard_normal((20, 129, 4)), "mask": np.moveaxis(masks, 0, -1),
+              "count": np.array([0.1, 0.3, 0.6])}
+    active = np.ones((20, 129), bool)
+    assert counting.count_output(output, active, "head", (1, 2, 3)) == 3
+    assert counting.count_output(output, active, "head", (1, 2)) == 2  # the most probable allowed count
+    assert counting.count_output(output, active, "mask_energy", (1, 2, 3)) == 3
+    assert counting.count_output(output, active, "mask_energy", (1, 2, 3), min_share=0.5) == 1
+    with pytest.raises(ValueError, match="needs a network with a count head"):
+        counting.count_output(output["embedding"], active, "head", (1, 2, 3))
+    with pytest.raises(ValueError, match="no active bins"):
+        counting.count_output(output, np.zeros_like(active), "head", (1, 2, 3))
+
+
+def test_readouts_separate_the_counted_number_with_each_head():
+    rng = np.random.default_rng(2)
+    masks, labels = _blob_masks(rng, sources=3)
+    directions = np.linalg.qr(rng.standard_normal((4, 4)))[0][:3]  # [3, D] orthonormal
+    embeddings = directions[labels] + 0.05 * rng.standard_normal((20, 129, 4))
+    output = {"embedding": embeddings / np.linalg.norm(embeddings, axis=-1, keepdims=True),
+              "mask": np.moveaxis(masks[[2, 0, 1]], 0, -1), "count": np.array([0.05, 0.15, 0.8])}
+    active = np.ones((20, 129), bool)
+    for readout in ("mask_head", "blend", "kmeans"):
+        config = counting_config(count_method="head", readout=readout)
+        result = read_masks(output, active, config, estimate_count=True)
+        assert result.n_found == 3 and result.masks.shape == (3, 20, 129), readout
+        np.testing.assert_allclose(result.masks.sum(axis=0), 1.0, atol=1e-4)
+        truth = np.eye(3)[labels]  # [T, F, 3]
+        agreement = max((truth[..., list(p)].argmax(-1) == result.labels).mean()
+                        for p in [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)])
+        assert agreement > 0.99, readout
+
+
+# ----------------------------------------------------------------------------- --init into a Chimera++ network
+
+
+@pytest.mark.slow
+def test_init_from_a_deep_clustering_run_names_the_fresh_heads(trained_runs, toy_dataset, tmp_path):
+    script = load_script("Deep-clustering/train_deep_clustering.py")
+    source = trained_runs / "deepclustering"
+    out = tmp_path / "chimera"
+    script.main(TINY_DC_ARGS + ["--data", str(toy_dataset), "--out", str(out), "--init", str(source),
+                                "--mask-head", "--freeze-stack"])
+    record = json.loads((out / "run.json").read_text())
+    assert record["init"]["source"] == str(source) and record["init"]["fresh_layers"] == ["mask_logits"]
+    from speechsep.nn.models import load_model, load_run_checkpoint
+
+    adapted, original = load_run_checkpoint(out), load_run_checkpoint(source)
+    features = random_features(1, 20)
+    np.testing.assert_allclose(adapted(features)["embedding"], original(features), atol=1e-5)  # frozen stack
