@@ -9,14 +9,20 @@ evaluate
     ``evaluation.csv`` (per utterance) and ``evaluation.json`` (summary).
 
 separate
-    ``python -m speechsep separate [--model NAME|RUN_DIR] [--out DIR] [--clusterer kmeans|meanshift] [--speakers K] [--talkers SET] MIX.wav ...``
-    separates any wav (any sample rate and channel count: downmixed, resampled
-    to 8 kHz) into ``<name>_s1.wav``, ``<name>_s2.wav``, ... at 8 kHz, with the
-    shipped model ``dc-librispeech`` unless ``--model`` names another. A model
-    trained on a varying number of talkers (``--talkers``) counts them unless
-    ``--speakers K`` forces K: a lone voice comes back as one file. A bad
-    file (unreadable, or NaN/infinite samples) is reported and skipped; the
-    others are still processed.
+    ``python -m speechsep separate [--model NAME|RUN_DIR] [--out DIR] [--clusterer kmeans|meanshift] [--speakers K]
+    [--talkers SET] [--rate HZ] [--overwrite] [--shard I/N] MIX.wav|DIR ...``
+    separates recordings (any sample rate, channel count and length) into
+    ``<name>_s1.wav``, ``<name>_s2.wav``, ... at the file's own rate, full
+    band (``--rate 8000``: the 8 kHz band, as before), with the shipped model
+    ``dc-librispeech`` unless ``--model`` names another
+    (:mod:`speechsep.separation.longform`, the path of the Python API too). A
+    model trained on a varying number of talkers counts them unless
+    ``--speakers K`` forces K: a lone voice comes back as one file. Folders
+    are walked and mirrored under ``--out`` (:mod:`speechsep.separation.files`);
+    files already done are skipped unless ``--overwrite``; ``--shard I/N``
+    takes every N-th. A bad file (unreadable, or NaN/infinite samples) is
+    reported in one line and skipped; the others are still processed, and a
+    summary ends the run.
 
 models
     ``python -m speechsep models`` lists the shipped models and their cards' headline scores.
@@ -95,58 +101,62 @@ def evaluate_command(args) -> dict:
 
 
 def separate_command(args) -> int:
-    import numpy as np
-    import soundfile
-
+    """``python -m speechsep separate``: files and folders through :func:`speechsep.separation.longform.separate_audio`."""
     from speechsep import pretrained
-    from speechsep.data.audio import AudioFileError, load_audio
-    from speechsep.separation.separator import counts_talkers, prefetched
-    from speechsep.signal import SAMPLE_RATE
+    from speechsep.data.audio import AudioFileError
+    from speechsep.separation import files, longform
+    from speechsep.separation.separator import prefetched
 
+    shard = files.parse_shard(args.shard) if args.shard is not None else None  # a bad --shard: one line, first
     if args.out:
         check_out_dir(args.out)
+    if args.rate is not None and args.rate < 1:
+        raise ValueError(f"--rate must be a positive number of Hz, got {args.rate}")
     separator = pretrained.load(args.model or DEFAULT_MODEL).separator
-    readout = args.clusterer
-    if separator.config.model != "dc" and readout not in (None, "mask"):
+    config, readout = separator.config, args.clusterer
+    if config.model != "dc" and readout not in (None, "mask"):
         print(f"note: {args.model} is a mask network; --clusterer {readout} is ignored", file=sys.stderr)
         readout = None
-    config = separator.config
-    if args.speakers is not None and args.speakers < 1:
-        raise ValueError(f"--speakers must be at least 1, got {args.speakers}")
-    if args.talkers is not None and not set(args.talkers) <= set(config.talker_set):
-        raise ValueError(f"--talkers {format_talkers(args.talkers)} is outside what the model was trained for: "
-                         f"{format_talkers(config.talker_set)} talkers (--speakers K forces a count)")
-    # a model trained on a varying number of talkers counts them (config.count_method); mean-shift finds its own
-    counting = args.speakers is None and counts_talkers(config, readout)
-    estimate_count = counting or ((readout or config.readout) == "meanshift" and args.speakers is None)
-    failures = 0
-    # the next file is decoded and resampled in a thread while the network separates this one
-    def load(path):  # a recording with NaN or infinite samples is an error, not two silent files
-        return load_audio(path, non_finite="error")
-
-    for path, loaded in prefetched(load, [Path(path) for path in args.mixtures]):
+    readout, estimate_count = longform.plan(config, args.speakers, readout, args.talkers)  # bad counts: one line
+    listed = files.jobs(args.mixtures, args.out)
+    if shard is not None:
+        listed = files.shard_of(listed, *shard)
+    todo = [job for job in listed if args.overwrite or not job.walked or not longform.is_done(job.folder, job.path.stem)]
+    skipped, failures, found = len(listed) - len(todo), 0, {}
+    # the next file is opened (a short one decoded whole) in a thread while the network separates this one
+    for job, loaded in prefetched(lambda job: longform.open_audio(job.path), todo):
+        sink = longform.FileSink(job.folder, job.path.stem)
+        audio = None
         try:
-            mixture = loaded.result()
-            estimates, result = separator.separate(mixture, args.speakers, readout, estimate_count=estimate_count,
-                                                   talkers=args.talkers, check_active=True)
-        except (AudioFileError, ValueError) as error:
-            print(f"error: {error if str(path) in str(error) else f'{path}: {error}'}", file=sys.stderr)
+            audio = loaded.result()
+            _, result = longform.separate_audio(separator, audio, args.speakers, readout, args.talkers, args.rate,
+                                                sink=sink)
+            written = sink.commit()
+        except (AudioFileError, ValueError, OSError) as error:  # one line naming the file; the others go on
+            sink.abort()
+            text = str(error)
+            print(f"error: {text if str(job.path) in text else f'{job.path}: {text}'}", file=sys.stderr)
             failures += 1
             continue
-        out = Path(args.out) if args.out else path.parent
-        out.mkdir(parents=True, exist_ok=True)
-        peak = max(float(np.max(np.abs(estimates))), 1e-9)
-        written = []
-        for index, estimate in enumerate(estimates):
-            target = out / f"{path.stem}_s{index + 1}.wav"
-            soundfile.write(str(target), estimate / max(peak, 1.0), SAMPLE_RATE)
-            written.append(target.name)
-        if counting:
+        except BaseException:
+            sink.abort()  # interrupted: nothing half-written under a final name
+            raise
+        finally:
+            if audio is not None:
+                audio.close()
+        found[result.sources] = found.get(result.sources, 0) + 1
+        if result.counted:
             talker_word = "talker" if result.n_found == 1 else "talkers"
-            found = f" (found {result.n_found} {talker_word}: {config.count_method} count)"
+            how = f" (found {result.n_found} {talker_word}: {config.count_method} count)"
         else:
-            found = f" (mean-shift found {result.n_found} speakers)" if estimate_count else ""
-        print(f"{path}: wrote {', '.join(written)} to {out} at {SAMPLE_RATE} Hz{found}")
+            how = f" (mean-shift found {result.n_found} speakers)" if estimate_count else ""
+        clipped = f"; {sink.clipped} samples clipped at ±1" if sink.clipped else ""
+        print(f"{job.path}: wrote {', '.join(p.name for p in written)} to {job.folder} at {result.rate} Hz{how}"
+              f"{clipped}", flush=True)
+    if len(listed) > 1 or skipped or any(job.walked for job in listed):
+        talkers = ", ".join(f"{count} talker{'s' if count > 1 else ''}: {n}" for count, n in sorted(found.items()))
+        print(f"separated {sum(found.values())} of {len(listed)} files ({skipped} already done, {failures} failed)"
+              + (f"; {talkers}" if talkers else ""))
     return 1 if failures else 0
 
 
@@ -218,13 +228,16 @@ def main(argv=None) -> int:
                                "mixture, 0 dB; of too many estimates the best-matching ones are scored)")
     evaluate.add_argument("--out", default=None, help="output folder (default: RUN_DIR/evaluation)")
     separate = commands.add_parser(
-        "separate", help="separate wav files with a trained run",
-        description="Separate wav files (any sample rate, any channel count) into <name>_s1.wav, <name>_s2.wav, "
-                    "... at 8 kHz. A bad file is reported and skipped.")
+        "separate", help="separate recordings (files or folders) with a shipped model or a trained run",
+        description="Separate recordings (any sample rate, channel count and length) into <name>_s1.wav, "
+                    "<name>_s2.wav, ... at the file's own rate, full band. Folders are walked for .wav and .flac "
+                    "files and their tree is mirrored under --out. A bad file is reported in one line and the "
+                    "others go on; the exit status is 1 if any failed.")
     separate.add_argument("--model", default=None, metavar="NAME|RUN_DIR",
                           help="a shipped model (python -m speechsep models) or the --out folder of a training "
                                f"script (default: the shipped model {DEFAULT_MODEL})")
-    separate.add_argument("--out", default=None, help="folder for the separated wavs (default: next to each input)")
+    separate.add_argument("--out", default=None, help="folder for the separated wavs (default: next to each input); "
+                                                      "a folder input's tree is mirrored under it")
     add_clusterer_argument(separate)
     separate.add_argument("--speakers", type=int, default=None,
                           help="number of talkers (default: a model trained with --talkers counts them, mean-shift "
@@ -232,7 +245,16 @@ def main(argv=None) -> int:
     separate.add_argument("--talkers", action=TalkersAction, default=None, metavar="SET",
                           help="a model trained with --talkers counts among these talker counts only, one word "
                                "before the files (e.g. 1-2 or 1,3; default: all it was trained for)")
-    separate.add_argument("mixtures", nargs="+", metavar="MIX.wav", help="the recordings to separate")
+    separate.add_argument("--rate", type=int, default=None, metavar="HZ",
+                          help="sample rate of the estimates (default: each file's own, full band; 8000: the 8 kHz "
+                               "band the network hears, as before)")
+    separate.add_argument("--overwrite", action="store_true",
+                          help="separate files found in a folder again even if their <name>_s1.wav exists "
+                               "(default: skip them, so a rerun picks up where a killed run stopped)")
+    separate.add_argument("--shard", default=None, metavar="I/N",
+                          help="take every N-th file from the I-th (I counted from 0), e.g. "
+                               "$SLURM_ARRAY_TASK_ID/4: the tasks of a job array split the files between them")
+    separate.add_argument("mixtures", nargs="+", metavar="MIX.wav|DIR", help="the recordings, or folders of them")
     commands.add_parser("models", help="list the shipped models and their headline scores",
                         description="List the models shipped inside the package, with the scores of their cards.")
     report = commands.add_parser(

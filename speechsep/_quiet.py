@@ -132,6 +132,34 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """For the library's own TensorFlow load (``speechsep.pretrained.load``): no start-up chatter, nothing kept.
+
+    While the block runs, :func:`set_environment`'s defaults apply (a value
+    the user set wins) and the first ``import tensorflow`` is filtered like an
+    entry point's (:func:`filtered_stderr`); afterwards the environment is as
+    it was. TensorFlow reads its log level once, at start-up, so it stays
+    quiet after the block unless the user set ``TF_CPP_MIN_LOG_LEVEL``.
+    """
+    names = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLED_DEVICE_TYPES")
+    saved = {name: os.environ.get(name) for name in names}
+    set_environment()
+    try:
+        if "tensorflow" in sys.modules:
+            yield
+        else:
+            with filtered_stderr():
+                import tensorflow  # noqa: F401  (its start-up lines, filtered)
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def install() -> None:
     """Set the environment defaults and filter the start-up lines of the first ``import tensorflow``."""
     set_environment()

@@ -51,8 +51,8 @@ def test_separate_44k_stereo_and_bad_file(trained_runs, tmp_path, capsys):
     at_44k = scipy.signal.resample_poly(mixture, 441, 80)
     soundfile.write(tmp_path / "talk.wav", 0.4 * np.stack([at_44k, 0.5 * at_44k], axis=1), 44100)
     (tmp_path / "broken.wav").write_text("not audio")
-    code = cli_main(["separate", "--model", str(trained_runs / "deepclustering"), "--out",
-                     str(tmp_path / "out"), str(tmp_path / "broken.wav"), str(tmp_path / "talk.wav")])
+    code = cli_main(["separate", "--model", str(trained_runs / "deepclustering"), "--out", str(tmp_path / "out"),
+                     "--rate", "8000", str(tmp_path / "broken.wav"), str(tmp_path / "talk.wav")])
     captured = capsys.readouterr()
     assert code == 1  # one file failed ...
     assert "broken.wav" in captured.err and "not a readable audio file" in captured.err
