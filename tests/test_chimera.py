@@ -218,3 +218,47 @@ def test_init_from_a_deep_clustering_run_names_the_fresh_heads(trained_runs, toy
     adapted, original = load_run_checkpoint(out), load_run_checkpoint(source)
     features = random_features(1, 20)
     np.testing.assert_allclose(adapted(features)["embedding"], original(features), atol=1e-5)  # frozen stack
+
+
+def write_untrained_run(folder, config: ExperimentConfig):
+    """A run folder holding an untrained network of ``config`` (config.json, stats.json, best.keras)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    build_model(config).save(folder / "best.keras")
+    config.save(folder / "config.json")
+    (folder / "stats.json").write_text(json.dumps({"mean": [0.0] * 129, "std": [1.0] * 129}))
+    return folder
+
+
+def test_bench_meanshift_scores_the_head_counters_of_a_chimera_network(tmp_path):
+    from speechsep.bench.__main__ import main as bench_main
+
+    run = write_untrained_run(tmp_path / "chimera", counting_config(jit_compile=False))
+    result = bench_main(["meanshift", "--model", str(run), "--corpus", "toy", "--mixtures", "2",
+                         "--bandwidths", "0.1", "--min-fractions", "0.1", "--min-shares", "0.05", "0.5"])
+    assert {"head valid", "head test", "mask_energy valid", "mask_energy test"} <= set(result["confusions"])
+    for key in ("head test", "mask_energy test"):
+        matrix = np.asarray(result["confusions"][key]["matrix"])
+        assert matrix.shape == (3, 3) and list(matrix.sum(axis=1)) == [2, 2, 2]
+    settings = [(row["method"], row["params"]) for row in result["counting"]]
+    assert ("mask_energy", {"min_share": 0.5}) in settings and ("head", {}) in settings
+    # a share of at least 0.5 can be held by one mask only: every mixture is counted as one talker
+    row = next(r for r in result["counting"] if r["params"] == {"min_share": 0.5})
+    assert np.asarray(row["matrices"]["test"])[:, 1:].sum() == 0
+
+
+def test_stress_mixtures_differ_from_validation_as_documented():
+    from speechsep.data import testset
+
+    corpus = toy_corpus()
+    records = testset.stress_mixtures(corpus, sorted(corpus.speakers), talkers=(1, 2, 3), count=6, seed=0)
+    assert [len(r["sources"]) for r in records] == [1] * 6 + [2] * 6 + [3] * 6
+    seconds = np.array([len(r["mixture"]) / 8000 for r in records])
+    assert seconds.min() >= testset.STRESS_SECONDS[0] - 1e-3 and seconds.max() <= testset.STRESS_SECONDS[1] + 1e-3
+    assert np.ptp(seconds) > 1.0  # lengths vary
+    for record in records:
+        levels = np.asarray(record["levels_db"])
+        assert levels[0] == 0 and np.all((levels[1:] <= 0) & (levels[1:] >= -testset.STRESS_LEVELS_DB[1]))
+        energies = np.sum(np.asarray(record["sources"], np.float64) ** 2, axis=1)
+        np.testing.assert_allclose(10 * np.log10(energies[1:] / energies[0]), levels[1:], atol=0.01)
+    again = testset.stress_mixtures(corpus, sorted(corpus.speakers), talkers=(2,), count=6, seed=0)
+    np.testing.assert_array_equal(again[0]["mixture"], records[6]["mixture"])  # the same set every time

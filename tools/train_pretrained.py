@@ -54,7 +54,10 @@ CONFIG = dict(
 VALID_MIXTURES = 50  # validation mixtures scored at every snapshot (the validation speakers only)
 CURVE_FILE = "curve.csv"
 CURVE_FIELDS = ("stage", "val_mixtures", "optimizer_steps", "minutes", "learning_rate", "train_loss", "val_loss",
-                "val_acc_pit", "val_sdri", "val_sdri_ff", "val_sdri_mm", "val_sdri_fm", "dc_loss")
+                "val_acc_pit", "val_sdri", "val_sdri_ff", "val_sdri_mm", "val_sdri_fm", "dc_loss",
+                "val_sdri_mask_head", "val_sdri_blend", "val_count_1", "val_count_2", "val_count_3")
+"""val_sdri is the k-means readout's (the guard no stage may lower); a Chimera++ network is also scored with its
+mask head and with the blend of both, and its count head counts validation mixtures of 1, 2 and 3 talkers."""
 FIRST_OBJECTIVE = "dc_whitened"  # the objective of the stages recorded before curve.csv and model.json named it
 OBJECTIVES = {"dc_whitened": "whitened k-means objective (Wang, Le Roux, Hershey, ICASSP 2018)",
               "dc": "paper's objective ‖VVᵀ − YYᵀ‖² (Hershey et al., ICASSP 2016)"}
@@ -195,21 +198,37 @@ def earlier_steps(stage: int) -> int:
     return start_steps() + sum(s["optimizer_steps"] for s in earlier_stages(stage))
 
 
-def validation_set(mixtures: int):
+def validation_set(mixtures: int, talkers: int = 2):
     from speechsep.data import testset
     from speechsep.data.sources import find_corpus
 
     corpus = find_corpus(None, None, [str(CORPUS)])
-    return testset.from_corpus(corpus, mixtures, seed=0, split="valid")
+    return testset.from_corpus(corpus, mixtures, seed=0, num_speakers=talkers, split="valid")
 
 
-def score(network, config, stats, records) -> dict:
-    """Validation SDRi (overall and per pair type) of ``network`` on ``records``."""
+def score(network, config, stats, records, readout: str | None = None) -> dict:
+    """Validation SDRi (overall and per pair type) of ``network`` on ``records`` (with ``readout``, default its own)."""
     from speechsep.eval import evaluation
     from speechsep.separation.separator import Separator
 
     separator = Separator(network, config.replace(precision="float32"), *stats)
-    return evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator)))
+    return evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator, readout)))
+
+
+def head_count_right(network, config, stats, records) -> float:
+    """The share of ``records`` whose talkers the count head counts right."""
+    from speechsep import signal
+    from speechsep.separation import counting
+    from speechsep.separation.separator import Separator
+
+    separator = Separator(network, config.replace(precision="float32"), *stats)
+    right = 0
+    for record in records:
+        spectrum = signal.stft(record["mixture"])
+        found = counting.count_output(separator.network_output(spectrum), signal.active_bins(spectrum), "head",
+                                      config.talker_set)
+        right += found == len(record["sources"])
+    return right / len(records)
 
 
 def read_curve() -> list[dict]:
@@ -241,6 +260,8 @@ def curve(args) -> None:
     minutes_per_step = record["wall_seconds"] / 60.0 / max(1, int(record["optimizer_steps"]))  # validation included
     earlier_minutes = sum(s["minutes"] for s in earlier_stages(args.stage))
     records = validation_set(args.mixtures).records
+    count_records = ({k: records if k == 2 else validation_set(args.mixtures, k).records for k in config.talker_set}
+                     if config.count_head else {})
     network = build_model(config.replace(precision="float32"))
     final = offset + int(record["optimizer_steps"])
     if (out / "last.keras").is_file() and not (out / "snapshots" / f"step-{final:07d}.npz").is_file():
@@ -268,10 +289,17 @@ def curve(args) -> None:
                "val_acc_pit": f"{history['val_acc_pit'][epoch - 1]:.3f}", "val_sdri": sdri(summary["overall"]),
                "val_sdri_ff": sdri(by_pair.get("female-female")), "val_sdri_mm": sdri(by_pair.get("male-male")),
                "val_sdri_fm": sdri(by_pair.get("female-male")), "dc_loss": config.dc_loss}
+        if config.mask_head:
+            for readout in ("mask_head", "blend"):
+                row[f"val_sdri_{readout}"] = sdri(score(network, config, stats, records, readout)["overall"])
+        if config.count_head:
+            for talkers, talker_records in count_records.items():
+                row[f"val_count_{talkers}"] = f"{head_count_right(network, config, stats, talker_records):.3f}"
         print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         rows.append(row)
     kept = [{**r, "dc_loss": objective(r)} for r in read_curve() if int(r["stage"]) != args.stage]
-    lines = [",".join(CURVE_FIELDS)] + [",".join(str(r[k]) for k in CURVE_FIELDS) for r in kept + rows]
+    lines = [",".join(CURVE_FIELDS)] + [",".join(str(r.get(k) or "") for k in CURVE_FIELDS) for r in kept + rows]
+    model_dir().mkdir(parents=True, exist_ok=True)
     atomic_write_text(model_dir() / CURVE_FILE, "\n".join(lines) + "\n")
     print(f"Wrote {model_dir() / CURVE_FILE}")
 
@@ -370,6 +398,28 @@ COUNTED_SETS = ("timit-sample", "librispeech-sample")
 """The two-talker sets a counting model is also scored on separated into the number it counts."""
 
 
+def stress_set(talkers, count: int) -> list[dict]:
+    """The stress set (:func:`speechsep.data.testset.stress_mixtures`): ``count`` mixtures of each number of
+    ``talkers`` of the LibriSpeech test speakers and every TIMIT-sample speaker (never trained on), none of
+    them with a voice the model trained on."""
+    from speechsep import pretrained
+    from speechsep.data import testset
+    from speechsep.data.corpus import NAMESPACE_SEPARATOR
+    from speechsep.data.mixing import split_speakers
+    from speechsep.data.sources import find_corpus
+
+    libri = find_corpus(None, None, [str(CORPUS)])
+    both = find_corpus(str(TIMIT), None, [str(CORPUS)])
+    tested = set(split_speakers(libri, seed=0)["test"])
+    speakers = sorted(s for s in both.speakers if s.split(NAMESPACE_SEPARATOR)[0] != libri.name
+                      or s.split(NAMESPACE_SEPARATOR, 1)[1] in tested)
+    records = testset.stress_mixtures(both, speakers, talkers, count)
+    unseen = pretrained.unseen_records(NAME, records)
+    if len(unseen) != len(records):
+        raise SystemExit(f"stress set: {len(records) - len(unseen)} mixtures hold a voice {NAME} trained on")
+    return records
+
+
 def count_set(talkers: int) -> str:
     """The name of ``model.json``'s score of the LibriSpeech test mixtures of ``talkers`` talkers (two: the main one)."""
     return "librispeech-sample" if talkers == 2 else f"librispeech-sample, {talkers} talker{'s' if talkers > 1 else ''}"
@@ -387,9 +437,11 @@ def score_sets(args) -> None:
     from speechsep.eval import evaluation
     from speechsep.io import atomic_write_json
 
+    from speechsep.eval import metrics
+
     model = pretrained.load(NAME)
     info = pretrained.read_info(model_dir())
-    scores = {}
+    scores, found = {}, {}  # found: set name -> [(true K, counted K)]
 
     def librispeech(talkers=2):
         return testset.from_corpus(find_corpus(None, None, [str(CORPUS)]), args.mixtures, 0, talkers).records
@@ -419,7 +471,18 @@ def score_sets(args) -> None:
         if counted is not None and name in counted_sets:  # into the number it counts, as `separate` does
             counted_rows = evaluation.evaluate_records(records, counted)
             scores[name]["sdri_counted"] = evaluation.summarise(counted_rows)["overall"]["sdr_improvement"]["mean"]
+        if config.counts_talkers:
+            found[name] = [(len(record["sources"]), row["speakers_found"]) for record, row in zip(records, rows)]
         print(f"{name}: {scores[name]}", flush=True)
+    if config.counts_talkers:
+        confusions = {"librispeech-sample": [pair for k in config.talker_set for pair in found[count_set(k)]]}
+        confusions["stress"] = [(len(record["sources"]), separate(record)[2])
+                                for record in stress_set(config.talker_set, args.mixtures)]
+        info["count_confusion"] = {}
+        for name, pairs in confusions.items():
+            matrix = metrics.confusion_matrix(pairs, config.max_talkers)
+            info["count_confusion"][name] = matrix.tolist()
+            print(metrics.format_confusion(matrix, f"count confusion, {name}:"), flush=True)
     info["scores"] = scores
     timit, libri = scores["timit-sample"], scores["librispeech-sample"]
     info["headline"] = [f"TIMIT sample (unseen corpus): SDRi {timit['sdri']:.2f} dB; "

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="participation-ratio counting: directions one talker's embeddings fill, to try")
     meanshift.add_argument("--min-silhouettes", type=float, nargs="+", default=[0.2, 0.3, 0.4],
                            help="silhouette counting: the silhouettes below which one talker is counted, to try")
+    meanshift.add_argument("--min-shares", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.15],
+                           help="mask-energy counting (a Chimera++ mask head): the least share of the active bins "
+                                "a mask must take to count as a talker, to try")
     softmask = commands.add_parser("softmask", help="binary against soft clustering masks per beta (validation)")
     softmask.add_argument("--model", default=f"{QUALITY_DIR}/deepclustering",
                           help="a deep-clustering run folder or a shipped model (e.g. dc-librispeech)")

@@ -10,9 +10,11 @@ talker alone). Prints
 * the mean-shift sweep: the share of mixtures counted right per bandwidth and
   minimum cluster fraction, and the clustering time;
 * for each counting method of :data:`speechsep.separation.counting.COUNTERS`
+  (and, for a Chimera++ network, its count head and its mask head's
+  energies, :data:`speechsep.config.HEAD_COUNT_METHODS`)
   and each of its settings (mean-shift: ``--bandwidths`` and the run's own;
   eigenvalues: ``--eigen-thresholds``; participation: ``--directions-per-talker``;
-  silhouette: ``--min-silhouettes``) the
+  silhouette: ``--min-silhouettes``; mask energy: ``--min-shares``) the
   share of each K counted right on each split and the milliseconds per 3 s
   of mixture the count takes;
 * for each method, at its setting chosen on validation (see
@@ -34,6 +36,8 @@ from __future__ import annotations
 import time
 
 from speechsep.cli import corpus_from_args
+from speechsep.config import HEAD_COUNT_METHODS
+from speechsep.eval.metrics import confusion_matrix, format_confusion
 
 
 COUNT_TARGETS = {1: 0.95, 2: 0.90, 3: 0.80}
@@ -83,29 +87,6 @@ def dominant_shares(record) -> list[float]:
     return sorted((np.bincount(winners, minlength=talkers) / max(1, winners.size)).tolist(), reverse=True)
 
 
-def confusion_matrix(pairs, k_max: int):
-    """Counts ``[k_max, k_max]`` of ``(true K, estimated K)`` pairs (1-based; row: true, column: estimated)."""
-    import numpy as np
-
-    matrix = np.zeros((k_max, k_max), dtype=np.int64)
-    for true, estimated in pairs:
-        matrix[int(true) - 1, int(estimated) - 1] += 1
-    return matrix
-
-
-def format_confusion(matrix, title: str) -> str:
-    """The matrix as text: one row per true K with its share counted right."""
-    k_max = len(matrix)
-    lines = [title, f"{'true K':>8} |" + "".join(f"{'est ' + str(k):>7}" for k in range(1, k_max + 1))
-             + f"{'right':>8}"]
-    for k in range(1, k_max + 1):
-        row = matrix[k - 1]
-        if row.sum() == 0:
-            continue
-        lines.append(f"{k:>8} |" + "".join(f"{int(n):>7}" for n in row) + f"{row[k - 1] / row.sum():>8.0%}")
-    return "\n".join(lines)
-
-
 def bench_meanshift(args) -> dict:
     import numpy as np
 
@@ -126,6 +107,7 @@ def bench_meanshift(args) -> dict:
     seed = config.seed
     speakers_of = split_speakers(corpus, seed=seed)
     sets = {}  # "valid 2-spk" -> (K, [(points [N, D], frames, shares [K])]): only the bins a counter sees
+    heads = {}  # id of an entry of sets -> what the count and mask heads say of that mixture (head_summary)
     for split in ("valid", "test"):
         for speakers_per_mix in talkers:
             speakers = speakers_of[split]
@@ -135,10 +117,13 @@ def bench_meanshift(args) -> dict:
             embedded = []
             for record in testset.draw_mixtures(corpus, speakers, mixing, args.mixtures):
                 spectrum = signal.stft(record["mixture"])
-                embeddings = embeddings_of(separator.network_output(spectrum))  # [T, F, D]
-                rows = cluster.fit_rows(signal.active_bins(spectrum))  # as counting and clustering draw them
+                active = signal.active_bins(spectrum)
+                output = separator.network_output(spectrum)
+                embeddings = embeddings_of(output)  # [T, F, D]
+                rows = cluster.fit_rows(active)  # as counting and clustering draw them
                 embedded.append((embeddings.reshape(-1, embeddings.shape[-1])[rows], embeddings.shape[0],
                                  dominant_shares(record)))
+                heads[id(embedded[-1])] = head_summary(output, active)
             sets[f"{split} {speakers_per_mix}-spk"] = (speakers_per_mix, embedded)
 
     def per_3s(seconds, frames):  # milliseconds per 3 s of mixture
@@ -171,7 +156,8 @@ def bench_meanshift(args) -> dict:
     print("\nCounting methods: share of mixtures counted right per true K (valid | test)")
     print(f"{'method':<15}{'setting':<28}" + "".join(f"{'valid ' + str(k):>9}" for k in talkers)
           + "".join(f"{'test ' + str(k):>9}" for k in talkers) + f"{'ms / 3 s':>10}")
-    for method in counting.COUNTERS:
+    head_methods = [m for m in HEAD_COUNT_METHODS if all(m in summary for summary in heads.values())]
+    for method in list(counting.COUNTERS) + head_methods:
         best = None
         for params in count_settings(method, args, config):
             matrices, times = {}, []
@@ -180,9 +166,12 @@ def bench_meanshift(args) -> dict:
                 for name, (speakers_per_mix, embedded) in sets.items():
                     if not name.startswith(split):
                         continue
-                    for points, frames, _ in embedded:
+                    for entry in embedded:
+                        points, frames, _ = entry
                         start = time.perf_counter()
-                        found = counting.count_points(points, method, range(1, k_max + 1), **params)
+                        found = (count_heads(heads[id(entry)], method, range(1, k_max + 1), **params)
+                                 if method in head_methods else
+                                 counting.count_points(points, method, range(1, k_max + 1), **params))
                         times.append(per_3s(time.perf_counter() - start, frames))
                         pairs.append((speakers_per_mix, found))
                 matrices[split] = confusion_matrix(pairs, k_max)
@@ -241,13 +230,38 @@ def count_settings(method: str, args, config) -> list[dict]:
 
     name = counting.THRESHOLDS.get(method)
     values = {"meanshift": args.bandwidths, "eigenvalues": args.eigen_thresholds,
-              "participation": args.directions_per_talker, "silhouette": args.min_silhouettes}.get(method)
+              "participation": args.directions_per_talker, "silhouette": args.min_silhouettes,
+              "mask_energy": args.min_shares}.get(method)
     if not name or not values:
         return [{}]
     # the run's own setting: its count_threshold belongs to its own count_method; mean-shift also has the bandwidth
     own_config = config if config.count_method == method else config.replace(count_method=method, count_threshold=None)
     own = counting.config_params(own_config).get(name)
     return [{name: float(value)} for value in sorted(set(values) | ({own} if own is not None else set()))]
+
+
+def head_summary(output, active) -> dict:
+    """What a Chimera++ network's heads say of one mixture: ``{"head": count softmax [C], "mask_energy": each
+    mask's share of the active bins [C]}`` (the heads it has; ``{}`` for a plain embedding network)."""
+    from speechsep.separation import counting
+
+    if not isinstance(output, dict):
+        return {}
+    summary = {}
+    if "count" in output:
+        summary["head"] = output["count"]
+    if "mask" in output:
+        summary["mask_energy"] = counting.mask_shares(output["mask"], active)
+    return summary
+
+
+def count_heads(summary: dict, method: str, talkers, **params) -> int:
+    """The count a head counter (``head`` or ``mask_energy``) gives from a :func:`head_summary`."""
+    from speechsep.separation import counting
+
+    if method == "head":
+        return counting.count_from_head(summary["head"], talkers)
+    return counting.count_shares(summary["mask_energy"], talkers, **params)
 
 
 def _right(matrix, k: int):

@@ -44,6 +44,9 @@ class MixingConfig:
     # a varying number of talkers per mixture (see the class docstring); () = always num_speakers
     talkers: tuple[int, ...] = ()
     talker_weights: tuple[float, ...] = ()
+    # every other source quieter than source 0 by a level from level_range_db (False: louder or quieter, a
+    # random sign); the stress test set's mixtures (speechsep.data.testset.stress_mixtures)
+    others_quieter: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "talkers", tuple(int(k) for k in self.talkers))
@@ -247,8 +250,9 @@ def make_mixture(
     longer ones randomly cropped) or the longest's (``"max"``, zero-padded).
 
     Source 0 keeps 0 dB; every other source gets a level drawn uniformly from
-    ``level_range_db`` with a random sign (so either talker may be louder),
-    measured as the energy ratio to source 0 over the mixed segment.
+    ``level_range_db`` with a random sign (so either talker may be louder;
+    with ``config.others_quieter`` always below source 0), measured as the
+    energy ratio to source 0 over the mixed segment.
     """
     if by_speaker is None:
         by_speaker = {s: corpus.utterances_of(s) for s in speakers}
@@ -272,7 +276,8 @@ def make_mixture(
             start = rng.integers(0, length - len(segment) + 1)
         sources[index, start : start + len(segment)] = segment
     low, high = config.level_range_db
-    levels_db = [0.0] + [float(rng.uniform(low, high) * rng.choice([-1, 1])) for _ in waves[1:]]
+    levels_db = [0.0] + [float(rng.uniform(low, high) * (-1 if config.others_quieter else rng.choice([-1, 1])))
+                         for _ in waves[1:]]
     energies = np.maximum(np.sum(sources**2, axis=1), 1e-20)  # [C]
     gains = np.sqrt(energies[0] / energies * 10.0 ** (np.asarray(levels_db) / 10.0))
     sources *= gains[:, None]

@@ -54,6 +54,35 @@ def from_corpus(corpus: Corpus, count: int = 100, seed: int = 0, num_speakers: i
                                       f"{corpus.name} (seed {seed})", corpus.name)
 
 
+STRESS_SECONDS = (1.5, 6.0)
+"""The length range of the stress set's mixtures, in seconds."""
+STRESS_LEVELS_DB = (0.0, 10.0)
+"""How far below the first talker each other talker of a stress mixture is, in dB."""
+
+
+def stress_mixtures(corpus: Corpus, speakers: list[str], talkers=(1, 2, 3), count: int = 100,
+                    seed: int = 0) -> list[dict]:
+    """``count`` mixtures of each number of ``talkers`` that differ from the validation and test mixtures.
+
+    Each lasts a length drawn uniformly from :data:`STRESS_SECONDS` and every
+    source is a crop of that length (an utterance shorter than it sits at a
+    random place, silence around it, so talkers overlap only in part); each
+    talker after the first is :data:`STRESS_LEVELS_DB` below it (validation
+    mixtures: 0–5 dB either way, the shortest utterance's length). Drawn
+    from the generator seeded by ``(seed, 3, K)``: the same set every time.
+    A set on which nothing is ever chosen: it only reports.
+    """
+    records = []
+    for k in talkers:
+        rng = np.random.default_rng([seed, 3, int(k)])
+        by_speaker = {s: corpus.utterances_of(s) for s in speakers}
+        for _ in range(count):
+            mixing = MixingConfig(num_speakers=int(k), seed=seed, level_range_db=STRESS_LEVELS_DB,
+                                  others_quieter=True, crop_seconds=float(rng.uniform(*STRESS_SECONDS)))
+            records.append(make_mixture(corpus, speakers, mixing, rng, by_speaker))
+    return records
+
+
 def from_dataset(data_dir, count: int = 100) -> TestSet:
     """The first ``count`` records of the ``test`` split of a pickle dataset."""
     records = list(itertools.islice(iter_records(data_dir, "test"), count))

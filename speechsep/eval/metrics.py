@@ -463,3 +463,27 @@ def evaluate_separation(mixture, references, estimates, sample_rate, metrics=SUP
     result["sample_rate"] = sample_rate
     result["weights_out_silent_bins"] = WEIGHTS_OUT_SILENT_BINS
     return result
+
+
+# ----------------------------------------------------------------------------- counting talkers
+
+
+def confusion_matrix(pairs, k_max: int):
+    """Counts ``[k_max, k_max]`` of ``(true K, estimated K)`` pairs (1-based; row: true, column: estimated)."""
+    matrix = np.zeros((k_max, k_max), dtype=np.int64)
+    for true, estimated in pairs:
+        matrix[int(true) - 1, int(estimated) - 1] += 1
+    return matrix
+
+
+def format_confusion(matrix, title: str) -> str:
+    """The matrix as text: one row per true K with its share counted right."""
+    k_max = len(matrix)
+    lines = [title, f"{'true K':>8} |" + "".join(f"{'est ' + str(k):>7}" for k in range(1, k_max + 1))
+             + f"{'right':>8}"]
+    for k in range(1, k_max + 1):
+        row = matrix[k - 1]
+        if row.sum() == 0:
+            continue
+        lines.append(f"{k:>8} |" + "".join(f"{int(n):>7}" for n in row) + f"{row[k - 1] / row.sum():>8.0%}")
+    return "\n".join(lines)

@@ -260,7 +260,13 @@ def mask_shares(masks, active) -> np.ndarray:
 def count_mask_energy(masks, active, talkers, min_share=0.05) -> int:
     """The number of mask-head masks [T, F, C] that take at least ``min_share`` of the active bins, nearest
     count in ``talkers`` (the smaller on a tie)."""
-    found = max(1, int(np.sum(mask_shares(masks, active) >= min_share)))
+    return count_shares(mask_shares(masks, active), talkers, min_share)
+
+
+def count_shares(shares, talkers, min_share=0.05) -> int:
+    """The number of masks whose share of the active bins (:func:`mask_shares`, [C]) is at least ``min_share``,
+    nearest count in ``talkers`` (the smaller on a tie)."""
+    found = max(1, int(np.sum(np.asarray(shares) >= min_share)))
     return min(sorted({int(k) for k in talkers}), key=lambda k: (abs(k - found), k))
 
 
