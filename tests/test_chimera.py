@@ -262,3 +262,17 @@ def test_stress_mixtures_differ_from_validation_as_documented():
         np.testing.assert_allclose(10 * np.log10(energies[1:] / energies[0]), levels[1:], atol=0.01)
     again = testset.stress_mixtures(corpus, sorted(corpus.speakers), talkers=(2,), count=6, seed=0)
     np.testing.assert_array_equal(again[0]["mixture"], records[6]["mixture"])  # the same set every time
+
+
+def test_more_talkers_than_the_model_was_trained_for_are_refused_naming_the_limit():
+    rng = np.random.default_rng(4)
+    embeddings = rng.standard_normal((10, 129, 4))
+    active = np.ones((10, 129), bool)
+    output = {"embedding": embeddings, "mask": np.full((10, 129, 3), 1 / 3), "count": np.full(3, 1 / 3)}
+    for readout in ("kmeans", "mask_head", "blend"):
+        with pytest.raises(ValueError, match="4 talkers asked for, but this model separates at most 3"):
+            read_masks(output, active, counting_config(readout=readout), num_sources=4)
+    assert read_masks(output, active, counting_config(readout="kmeans"), num_sources=3).masks.shape[0] == 3
+    # the study's two-talker network may still be asked for three clusters (it does not count)
+    plain = ExperimentConfig(hidden_units=8, num_layers=1, embedding_dim=4)
+    assert read_masks(embeddings, active, plain, num_sources=3).masks.shape[0] == 3

@@ -209,7 +209,7 @@ def test_mask_head_readout_needs_a_mask_head():
     with pytest.raises(ValueError, match="mask head"):
         read_masks(embeddings, active, ExperimentConfig(embedding_dim=4), readout="mask_head")
     output = {"embedding": embeddings, "mask": np.full((5, 129, 2), 0.5)}
-    with pytest.raises(ValueError, match="predicts 2 sources, not 3"):
+    with pytest.raises(ValueError, match="separates at most 2"):
         read_masks(output, active, chimera_config(), num_sources=3)
     assert read_masks(output, active, chimera_config(), readout="kmeans").masks.shape == (2, 5, 129)
 

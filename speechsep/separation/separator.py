@@ -145,6 +145,15 @@ def counts_talkers(config: ExperimentConfig, readout: str | None = None) -> bool
     return config.counts_talkers and (readout or config.readout) in COUNTING_READOUTS
 
 
+def check_talker_limit(config: ExperimentConfig, num_sources: int, readout: str | None = None) -> None:
+    """``ValueError`` naming the limit when ``num_sources`` exceeds the most talkers a model can separate: the
+    largest count a counting model (``config.talkers``) trained on, or the mask head's sources."""
+    readout = readout or config.readout
+    if (config.counts_talkers or readout in ("mask_head", "blend")) and num_sources > config.max_talkers:
+        raise ValueError(f"{num_sources} talkers asked for, but this model separates at most {config.max_talkers} "
+                         f"(it was trained on mixtures of {', '.join(map(str, config.talker_set))} talkers)")
+
+
 def read_masks(output, active: np.ndarray, config: ExperimentConfig, num_sources: int | None = None,
                readout: str | None = None, seed: int = 0, estimate_count: bool = False,
                talkers=None) -> Readout:
@@ -170,6 +179,7 @@ def read_masks(output, active: np.ndarray, config: ExperimentConfig, num_sources
         result = read_masks(output, active, config, num_sources or count, readout, seed)
         return dataclasses.replace(result, n_found=count)
     num_sources = num_sources or config.num_speakers
+    check_talker_limit(config, num_sources, readout)
     if readout == "mask_head":
         return _mask_head_readout(output, active, num_sources)
     if readout == "blend":
