@@ -20,6 +20,27 @@ def test_train_step_flops_counts_every_matmul(recurrent):
     assert train_step_flops(build_model(config), batch, frames) == pytest.approx(3 * (lstm + dense + loss))
 
 
+def test_train_step_flops_counts_the_chimera_heads_and_a_timed_step_runs():
+    from speechsep.bench.train import _fixed_batch, train_step_flops
+    from speechsep.nn.models import build_model
+    from speechsep.training.trainer import make_loss
+
+    config = ExperimentConfig(hidden_units=5, num_layers=1, embedding_dim=3, talkers=(1, 2, 3), mask_head=True,
+                              count_head=True, jit_compile=False)
+    plain = config.replace(mask_head=False, count_head=False)
+    batch, frames, units, bins = 2, 7, 5, 129
+    rows = batch * frames
+    mask = 2.0 * rows * 2 * units * bins * 3  # the mask head: per frame, C = 3 masks per bin
+    count = 2.0 * batch * (4 * units * 64 + 64 * 3)  # the count head: once per item, on mean + max pooling
+    extra = train_step_flops(build_model(config), batch, frames, 3) - train_step_flops(build_model(plain), batch,
+                                                                                        frames, 3)
+    assert extra == pytest.approx(3 * (mask + count))
+    features, targets = _fixed_batch(config)
+    model = build_model(config)
+    model.compile(optimizer="adam", loss=make_loss(config))
+    assert set(targets) == {"embedding", "mask", "count"} and np.isfinite(model.train_on_batch(features, targets)[0])
+
+
 def test_prefetched_keeps_order_and_reports_each_failure():
     from speechsep.separation.separator import prefetched
 

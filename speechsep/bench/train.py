@@ -159,8 +159,8 @@ def train_step_flops(model, batch: int, frames: int, num_sources: int = 2) -> fl
         elif isinstance(layer, (FastBidirectionalLSTM, FastLSTM, keras.layers.LSTM)):
             directions = 2 if isinstance(layer, FastBidirectionalLSTM) else 1
             forward += directions * 2.0 * rows * (width + layer.units) * 4 * layer.units
-        elif isinstance(layer, keras.layers.Dense):
-            forward += 2.0 * rows * width * layer.units
+        elif isinstance(layer, keras.layers.Dense):  # per frame, or once per item (the count head)
+            forward += 2.0 * (rows if len(layer.input.shape) == 3 else batch) * width * layer.units
     output = model.output["embedding"] if isinstance(model.output, dict) else model.output
     bins, dim = output.shape[-2], output.shape[-1]
     forward += 2.0 * batch * frames * bins * (dim * dim + dim * num_sources + num_sources**2)
@@ -170,24 +170,33 @@ def train_step_flops(model, batch: int, frames: int, num_sources: int = 2) -> fl
 # ----------------------------------------------------------------------------- training step
 
 def _fixed_batch(config):
+    """Features [B, T, F] and the packed targets of ``config``'s loss (a dict for a Chimera++ network)."""
     rng = np.random.default_rng(0)
+    sources = config.max_talkers
     features = rng.standard_normal((BATCH, FRAMES, N_BINS)).astype(np.float32)
-    labels = np.eye(config.num_speakers, dtype=np.float32)[
-        rng.integers(0, config.num_speakers, (BATCH, FRAMES, N_BINS))]
+    labels = np.eye(sources, dtype=np.float32)[rng.integers(0, sources, (BATCH, FRAMES, N_BINS))]
     weights = (rng.random((BATCH, FRAMES, N_BINS, 1)) > 0.2).astype(np.float32)
-    return features, np.concatenate([labels, weights], axis=-1)  # [B, T, F], [B, T, F, C+1]
+    embedding = np.concatenate([labels, weights], axis=-1)  # [B, T, F, C+1]
+    if not (config.mask_head or config.count_head):
+        return features, embedding
+    targets = {"embedding": embedding}
+    if config.mask_head:  # C target magnitudes, then |X|
+        targets["mask"] = rng.random((BATCH, FRAMES, N_BINS, sources + 1)).astype(np.float32)
+    if config.count_head:
+        targets["count"] = np.eye(sources, dtype=np.float32)[rng.integers(0, sources, BATCH)]  # [B, C]
+    return features, targets
 
 
 def _compiled(config):
     import keras
 
     from speechsep.nn.models import build_model
-    from speechsep.training.trainer import make_loss, seed_everything
+    from speechsep.training.trainer import make_loss, make_loss_weights, seed_everything
 
     seed_everything(0)
     model = build_model(config)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clip_norm),
-                  loss=make_loss(config), jit_compile=config.jit_compile)
+                  loss=make_loss(config), loss_weights=make_loss_weights(config), jit_compile=config.jit_compile)
     return model
 
 
@@ -207,7 +216,8 @@ def time_step(config, steps: int, warmup: int = 3) -> dict:
         return loss
 
     loss, wall, noise = timed_with_noise(run)
-    return {"seconds": wall / steps, "first": first, "loss": float(loss), "noise": noise,
+    total = loss[0] if isinstance(loss, list) else loss  # a multi-output model: [total, per output...]
+    return {"seconds": wall / steps, "first": first, "loss": float(total), "noise": noise,
             "flops": train_step_flops(model, BATCH, FRAMES, config.num_speakers)}
 
 
@@ -237,6 +247,10 @@ VARIANTS = {  # name -> ExperimentConfig changes
     "fast": {"recurrent": "fast", "jit_compile": False},
     "fast +jit": {"recurrent": "fast", "jit_compile": True},
     "fast +jit bf16": {"recurrent": "fast", "jit_compile": True, "precision": "bfloat16"},
+    # the shipped models' networks: deep clustering on 1-3 talkers, and Chimera++ (mask and count heads) beside it
+    "fast +jit 1-3": {"recurrent": "fast", "jit_compile": True, "talkers": (1, 2, 3)},
+    "fast +jit chimera 1-3": {"recurrent": "fast", "jit_compile": True, "talkers": (1, 2, 3), "mask_head": True,
+                              "count_head": True},
 }
 
 
@@ -314,7 +328,7 @@ def bench_train(args) -> list[dict]:
               f"{result['first']:.1f} s)", flush=True)
     print(f"\nmatmul FLOPs per training step (forward + backward, counted from the model): {flops / 1e9:.1f} GFLOP")
     base = next((r["seconds"] for r in rows if r["variant"] == "keras"), None)
-    print(f"{'variant':<16}{'steps/s':>8}{'frames/s':>9}{'GFLOP/s':>9}{'ceiling':>8}{'vs keras':>9}"
+    print(f"{'variant':<22}{'steps/s':>8}{'frames/s':>9}{'GFLOP/s':>9}{'ceiling':>8}{'vs keras':>9}"
           f"{'loss':>8}{'noise':>7}")
     for row in rows:
         rate = 1.0 / row["seconds"]
@@ -322,8 +336,12 @@ def bench_train(args) -> list[dict]:
         share = f"{100 * achieved / ceiling:.0f}%" if ceiling else "n/a"
         speedup = f"{base / row['seconds']:.2f}x" if base else "n/a"
         row.update(steps_per_s=rate, gflops=achieved, ceiling=ceiling, speedup=speedup)
-        print(f"{row['variant']:<16}{rate:>8.3f}{rate * BATCH * FRAMES:>9.0f}{achieved:>9.1f}{share:>8}"
+        print(f"{row['variant']:<22}{rate:>8.3f}{rate * BATCH * FRAMES:>9.0f}{achieved:>9.1f}{share:>8}"
               f"{speedup:>9}{row['loss']:>8.4f}{row['noise']:>7.2f}")
+    timed = {row["variant"]: row["seconds"] for row in rows}
+    if "fast +jit 1-3" in timed and "fast +jit chimera 1-3" in timed:
+        print(f"Chimera++ step / deep-clustering step (1-3 talkers): "
+              f"{timed['fast +jit chimera 1-3'] / timed['fast +jit 1-3']:.2f}x")
     print(f"loss: after {3 + args.steps} steps on one fixed batch (bf16 vs float32: the effect of bfloat16); "
           "noise: CPU cores used by other processes while timing")
     loops = recurrence_time(config.hidden_units)
