@@ -15,7 +15,9 @@ EMBEDDING_READOUTS = ("kmeans", "meanshift", "pca_sign")
 DC_READOUTS = EMBEDDING_READOUTS + ("mask_head", "blend")  # the choices of every --readout (alias --clusterer) option
 READOUTS = ("mask",) + DC_READOUTS
 DC_LOSSES = ("dc", "dc_whitened")  # the embedding objective of the dc model
-MASK_LOSSES = ("msa", "tpsa")  # the mask-inference objective of the Chimera++ head (= the pipeline's mask targets)
+# the mask-inference objective of the Chimera++ head (= the pipeline's mask targets): magnitude or truncated
+# phase-sensitive spectrum approximation, or the SI-SDR of the masked mixture after the inverse STFT
+MASK_LOSSES = ("msa", "tpsa", "sisdr")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "cpu")  # tf.distribute: speechsep/training/distribute.py
 RECURRENT = ("fast", "keras")  # speechsep/nn/recurrent.py layers, or stock keras.layers.LSTM
@@ -73,7 +75,9 @@ class ExperimentConfig:
     * ``mask_head``: add a Chimera++ mask-inference head (softmax over the
       C = ``max_talkers`` sources; a talker absent from a mixture is a
       silent target) trained with ``mask_loss`` (``msa``: magnitude spectrum
-      approximation; ``tpsa``: truncated phase-sensitive approximation)
+      approximation; ``tpsa``: truncated phase-sensitive approximation;
+      ``sisdr``: the thresholded SI-SDR of each masked mixture after the
+      inverse STFT, :func:`speechsep.nn.losses.waveform_mask_loss`)
       under utterance-level PIT, total loss
       ``(1 − mask_loss_weight)·L_DC + mask_loss_weight·L_MI``;
     * ``count_head`` (a model trained on several talker counts): a head on

@@ -99,7 +99,7 @@ def test_frozen_stack_trains_only_the_heads():
     chunk = next(pipeline.chunk_record(record, np.zeros(129), np.ones(129), 40, mask_target="tpsa",
                                        num_sources=3))
     features = chunk[0][None]
-    targets = {key: tf.constant(value[None]) for key, value in zip(pipeline.TARGET_KEYS, chunk[1:])}
+    targets = {key: tf.constant(value[None]) for key, value in zip(pipeline.target_keys("tpsa"), chunk[1:])}
     _, packed = make_packer(config)(features, targets)
     before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
     model.train_on_batch(features, packed)
@@ -276,3 +276,57 @@ def test_more_talkers_than_the_model_was_trained_for_are_refused_naming_the_limi
     # the study's two-talker network may still be asked for three clusters (it does not count)
     plain = ExperimentConfig(hidden_units=8, num_layers=1, embedding_dim=4)
     assert read_masks(embeddings, active, plain, num_sources=3).masks.shape[0] == 3
+
+
+# ----------------------------------------------------------------------------- the waveform (SI-SDR) mask loss
+
+
+def _disjoint_spectra(rng, batch=2, frames=12, sources=3, present=2):
+    """Complex source spectra [B, T, F, C] each bin owned by one of the ``present`` sources (absent ones zero),
+    their mixture [B, T, F] and the ideal binary masks [B, T, F, C]."""
+    owner = rng.integers(0, present, (batch, frames, 129))
+    ideal = np.eye(sources, dtype=np.float32)[owner]  # [B, T, F, C]
+    mixture = (rng.standard_normal((batch, frames, 129)) + 1j * rng.standard_normal((batch, frames, 129)))
+    return (mixture[..., None] * ideal).astype(np.complex64), mixture.astype(np.complex64), ideal
+
+
+def test_waveform_loss_is_its_floor_for_ideal_masks_in_any_order_and_worse_otherwise():
+    from speechsep.nn.losses import WAVEFORM_SNR_CAP_DB, waveform_mask_loss
+
+    sources, mixture, ideal = _disjoint_spectra(np.random.default_rng(5))
+    floor = waveform_mask_loss(ideal, mixture, sources).numpy()
+    np.testing.assert_allclose(floor, -WAVEFORM_SNR_CAP_DB, atol=0.05)  # every source exact, the silent one silent
+    swapped = waveform_mask_loss(ideal[..., [1, 2, 0]], mixture, sources).numpy()
+    np.testing.assert_allclose(swapped, floor, atol=1e-4)  # permutation invariant
+    uniform = waveform_mask_loss(np.full_like(ideal, 1 / 3), mixture, sources).numpy()
+    assert np.all(uniform > floor + 10)
+    leaky = ideal.copy()
+    leaky[..., 2] = 0.1  # the absent talker's estimate takes a tenth of the mixture
+    leaky[..., :2] *= 0.9
+    # the present talkers stay exact (SI-SDR ignores their 0.9 scale); the silent one is 20 dB below the mixture
+    expected = (-2 * WAVEFORM_SNR_CAP_DB + 10 * np.log10(0.1 ** 2 + 10 ** (-WAVEFORM_SNR_CAP_DB / 10))) / 3
+    np.testing.assert_allclose(waveform_mask_loss(leaky, mixture, sources).numpy(), expected, atol=0.05)
+
+
+def test_waveform_loss_trains_through_the_pipeline_and_the_keras_loss():
+    from speechsep.nn.losses import WaveformMaskLoss
+
+    config = counting_config(mask_loss="sisdr", count_head=False)
+    record = make_mixture(toy_corpus(), ["FTOY0", "MTOY1"], MixingConfig(num_speakers=2, seed=0),
+                          np.random.default_rng(2))
+    chunk = next(pipeline.chunk_record(record, np.zeros(129), np.ones(129), 40, mask_target="sisdr", num_sources=3))
+    assert chunk[3].shape == (40, 129, 2) and chunk[4].shape == (40, 129, 3, 2) and not chunk[4][:, :, 2].any()
+    targets = {key: tf.constant(value[None]) for key, value in zip(pipeline.target_keys("sisdr"), chunk[1:])}
+    features, packed = make_packer(config)(chunk[0][None], targets)
+    assert packed["mask"].shape == (1, 40, 129, 8)
+    # the packed spectra resynthesise the chunk: ideal ratio masks of the two talkers score far better than chance
+    source_spectra = chunk[4][..., 0] + 1j * chunk[4][..., 1]  # [T, F, 3]
+    ratio = np.abs(source_spectra) / np.maximum(np.abs(source_spectra).sum(-1, keepdims=True), 1e-9)
+    loss = WaveformMaskLoss()
+    assert float(loss(packed["mask"], ratio[None].astype(np.float32))) < float(
+        loss(packed["mask"], np.full((1, 40, 129, 3), 1 / 3, np.float32))) - 5
+    model = build_model(config)
+    model.compile(optimizer="adam", loss=make_loss(config), loss_weights=make_loss_weights(config),
+                  jit_compile=False)
+    assert isinstance(make_loss(config)["mask"], WaveformMaskLoss)
+    assert np.all(np.isfinite(model.train_on_batch(features, packed)))

@@ -9,7 +9,9 @@ Every pipeline yields ``(features, targets)`` with
   maximum, 0 for silent bins and for padding); with ``mask_target`` (``"msa"`` or
   ``"tpsa"``, for the Chimera++ mask head) also ``"mixture_magnitude"`` float32
   [B, T, F] (``|X|``) and ``"source_targets"`` float32 [B, T, F, C] (see
-  :func:`mask_targets`). Without it the pipeline computes no extra STFT.
+  :func:`mask_targets`); with ``mask_target`` ``"sisdr"`` instead
+  ``"mixture_spectrum"`` [B, T, F, 2] and ``"source_spectra"`` [B, T, F, C, 2]
+  (:func:`waveform_targets`). Without it the pipeline computes no extra STFT.
 
 Each spectrogram is cut into consecutive ``chunk_frames``-frame chunks. Like
 the original, the remainder is dropped by default; ``pad_remainder=True``
@@ -38,6 +40,12 @@ CHUNK_FRAMES = ExperimentConfig.chunk_frames  # the config's default chunk lengt
 SHUFFLE_BUFFER = 2048
 _PIPELINE_ERRORS: list[ShardError] = []  # raised inside tf.data generators, for original_error()
 TARGET_KEYS = ("ibm", "active", "mixture_magnitude", "source_targets")  # in the order chunk_record yields them
+WAVEFORM_TARGET_KEYS = ("ibm", "active", "mixture_spectrum", "source_spectra")  # mask_target "sisdr"
+
+
+def target_keys(mask_target: str | None) -> tuple[str, ...]:
+    """The keys of the targets dict, in the order :func:`chunk_record` yields them (after the features)."""
+    return WAVEFORM_TARGET_KEYS if mask_target == "sisdr" else TARGET_KEYS
 MIXING_STREAMS = 4  # parallel mixture generators of make_dynamic_dataset
 
 
@@ -71,8 +79,8 @@ def mask_targets(record: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
     ``|S_c|·cos(θ_c − θ_X)`` truncated to ``[0, |X|]``. Computed from the
     record's waveforms (``"mixture"`` [samples], ``"sources"`` [C, samples]).
     """
-    if kind not in MASK_LOSSES:
-        raise ValueError(f"mask target must be one of {MASK_LOSSES}, got {kind!r}")
+    if kind not in MASK_LOSSES or kind == "sisdr":
+        raise ValueError(f"mask target must be msa or tpsa, got {kind!r} (sisdr: waveform_targets)")
     mixture = signal.stft(record["mixture"])  # [N, F] complex
     sources = signal.stft(record["sources"])  # [C, N, F] complex
     magnitude = np.abs(mixture)  # [N, F]
@@ -82,6 +90,15 @@ def mask_targets(record: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
         in_phase = np.real(sources * np.conj(mixture)) / np.maximum(magnitude, 1e-12)  # |S_c| cos(θ_c − θ_X)
         targets = np.clip(in_phase, 0.0, magnitude)  # [C, N, F]
     return magnitude.astype(np.float32), np.moveaxis(targets, 0, -1).astype(np.float32)  # [N, F], [N, F, C]
+
+
+def waveform_targets(record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Mixture STFT [N, F, 2] and source STFTs [N, F, C, 2] (real, imaginary; float32) of one record: the
+    targets of the ``sisdr`` mask loss, which resynthesises both in the graph."""
+    mixture = signal.stft(record["mixture"])  # [N, F] complex
+    sources = np.moveaxis(signal.stft(record["sources"]), 0, -1)  # [N, F, C] complex
+    return (np.stack([mixture.real, mixture.imag], axis=-1).astype(np.float32),
+            np.stack([sources.real, sources.imag], axis=-1).astype(np.float32))
 
 
 def chunk_record(
@@ -97,7 +114,11 @@ def chunk_record(
     """
     features = ((record["log_magnitude"] - mean) / std).astype(np.float32)  # [N, F]
     arrays = [features, record["ibm"].astype(np.int32), record["active"].astype(np.float32)]  # [N, F] each
-    if mask_target is not None:
+    if mask_target == "sisdr":
+        mixture, sources = waveform_targets(record)  # [N, F, 2], [N, F, K, 2]
+        missing = (num_sources or sources.shape[2]) - sources.shape[2]
+        arrays.extend([mixture, np.pad(sources, ((0, 0), (0, 0), (0, max(0, missing)), (0, 0)))])  # [N, F, C, 2]
+    elif mask_target is not None:
         magnitude, targets = mask_targets(record, mask_target)  # [N, F], [N, F, K]
         missing = (num_sources or targets.shape[-1]) - targets.shape[-1]
         arrays.extend([magnitude, np.pad(targets, ((0, 0), (0, 0), (0, max(0, missing))))])  # [N, F], [N, F, C]
@@ -116,17 +137,23 @@ def _signature(chunk_frames: int, mask_target: str | None = None, num_sources: i
     spec = lambda dtype: tf.TensorSpec((chunk_frames, N_BINS), dtype)  # noqa: E731
     if mask_target is None:
         return (spec(tf.float32), spec(tf.int32), spec(tf.float32))
+    if mask_target == "sisdr":
+        return (spec(tf.float32), spec(tf.int32), spec(tf.float32),
+                tf.TensorSpec((chunk_frames, N_BINS, 2), tf.float32),
+                tf.TensorSpec((chunk_frames, N_BINS, num_sources, 2), tf.float32))
     return (spec(tf.float32), spec(tf.int32), spec(tf.float32), spec(tf.float32),
             tf.TensorSpec((chunk_frames, N_BINS, num_sources), tf.float32))
 
 
 def _finish(
-    dataset: tf.data.Dataset, batch_size: int, shuffle: bool, seed: int, buffer: int = SHUFFLE_BUFFER
+    dataset: tf.data.Dataset, batch_size: int, shuffle: bool, seed: int, buffer: int = SHUFFLE_BUFFER,
+    mask_target: str | None = None,
 ) -> tf.data.Dataset:
     if shuffle:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    dataset = dataset.map(lambda features, *targets: (features, dict(zip(TARGET_KEYS, targets))))
+    keys = target_keys(mask_target)
+    dataset = dataset.map(lambda features, *targets: (features, dict(zip(keys, targets))))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -186,7 +213,7 @@ def make_dataset(
         if chunks == 0:
             raise ValueError(f"{data_dir}: split {split!r} has fewer chunks than the {shard.count} workers")
     # a known length: Keras shows n/N progress and no "ran out of data" warning
-    return _finish(dataset, batch_size, shuffle, seed).apply(
+    return _finish(dataset, batch_size, shuffle, seed, mask_target=mask_target).apply(
         tf.data.experimental.assert_cardinality(-(-chunks // batch_size)))
 
 
@@ -243,7 +270,7 @@ def make_dynamic_dataset(
         cycle_length=MIXING_STREAMS, block_length=1, num_parallel_calls=MIXING_STREAMS,
         deterministic=True).repeat()
     # fresh mixtures are already random: a small buffer only decorrelates chunks of one utterance
-    return _finish(dataset, batch_size, shuffle=True, seed=seed, buffer=256)
+    return _finish(dataset, batch_size, shuffle=True, seed=seed, buffer=256, mask_target=mask_target)
 
 
 def switch_datasets(datasets: list[tf.data.Dataset], stage: Callable[[], int]) -> tf.data.Dataset:
@@ -270,7 +297,12 @@ def packed_targets(targets: dict, num_sources: int) -> tf.Tensor:
 
 
 def packed_mask_targets(targets: dict) -> tf.Tensor:
-    """{"source_targets", "mixture_magnitude"} -> float32 [B, T, F, C+1]: the C targets, then |X|."""
+    """{"source_targets", "mixture_magnitude"} -> float32 [B, T, F, C+1]: the C targets, then |X|; or (the
+    ``sisdr`` loss) {"source_spectra" [B, T, F, C, 2], "mixture_spectrum" [B, T, F, 2]} -> [B, T, F, 2C+2]: the
+    real parts of the C source STFTs, their imaginary parts, then the mixture STFT's real and imaginary part."""
+    if "source_spectra" in targets:
+        sources = targets["source_spectra"]
+        return tf.concat([sources[..., 0], sources[..., 1], targets["mixture_spectrum"]], axis=-1)
     return tf.concat([targets["source_targets"], targets["mixture_magnitude"][..., None]], axis=-1)
 
 

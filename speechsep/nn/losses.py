@@ -387,3 +387,97 @@ class MaskInferenceLoss(keras.losses.Loss):
         targets = _flatten_bins(y_true[..., :-1], n_sources)  # [B, T*F, C]
         magnitude = tf.reshape(y_true[..., -1], [tf.shape(y_true)[0], -1])  # [B, T*F]
         return mask_inference_loss(masks, magnitude, targets)  # [B]
+
+
+def _inverse_stft(spectra):
+    """complex [..., T, F] -> [..., (T - 1)·hop + N_FFT] by overlap-add with the kit's sqrt-Hann window.
+
+    A fixed linear map, the same for estimates and references (frame edges
+    included), so ratios of their energies need no window normalisation.
+    """
+    from speechsep.signal import HOP_LENGTH, N_FFT
+
+    window = lambda length, dtype: tf.sqrt(tf.signal.hann_window(length, periodic=True, dtype=dtype))  # noqa: E731
+    return tf.signal.inverse_stft(spectra, frame_length=N_FFT, frame_step=HOP_LENGTH, fft_length=N_FFT,
+                                  window_fn=window)
+
+
+WAVEFORM_SNR_CAP_DB = 30.0
+"""The thresholded SI-SDR of :func:`waveform_mask_loss` saturates at this many dB (τ = 10^(−cap/10))."""
+
+
+def waveform_mask_loss(masks, mixture_spectrum, source_spectra, cap_db: float = WAVEFORM_SNR_CAP_DB):
+    """Permutation-invariant thresholded SI-SDR of the masked mixture after the inverse STFT (in dB, lower is better).
+
+    Each estimate ``ŝ_i = iSTFT(m_i · X)`` is compared with each reference
+    ``s_j = iSTFT(S_j)``, both resynthesised from the same frames:
+
+    * a present reference: ``−10 log10(|αs|² / (|ŝ − αs|² + τ|αs|²))`` with the
+      SI-SDR's optimal scale ``α``, so the loss saturates at ``−cap_db``;
+    * a silent reference (a talker the mixture lacks, energy below 10⁻⁶ of the
+      mixture's): ``10 log10((|ŝ|² + τ|x|²) / |x|²)``, the estimate's level
+      below the mixture, also floored at ``−cap_db`` (Wisdom et al., MixIT,
+      NeurIPS 2020, threshold their SNR the same way),
+
+    with ``τ = 10^(−cap_db/10)``; the best permutation's mean over the C
+    sources is the loss. An all-zero chunk gives 0.
+
+    Parameters
+    ----------
+    masks : Tensor [B, T, F, C]
+    mixture_spectrum : complex Tensor [B, T, F]
+    source_spectra : complex Tensor [B, T, F, C] (zeros for absent talkers)
+
+    Returns
+    -------
+    Tensor [B]
+    """
+    masks = tf.cast(masks, tf.float32)
+    n_sources = masks.shape[-1]
+    if masks.shape.rank != 4 or n_sources is None:
+        raise ValueError(f"waveform_mask_loss expects masks [B, T, F, C] with a known C; got {masks.shape}.")
+    tau = 10.0 ** (-cap_db / 10.0)
+    estimates = _inverse_stft(tf.transpose(tf.cast(masks, tf.complex64) * mixture_spectrum[..., None],
+                                           [0, 3, 1, 2]))  # [B, C, L]
+    references = _inverse_stft(tf.transpose(source_spectra, [0, 3, 1, 2]))  # [B, C, L]
+    mixture = _inverse_stft(mixture_spectrum)  # [B, L]
+    mixture_energy = tf.reduce_sum(tf.square(mixture), axis=-1)[:, None, None]  # [B, 1, 1]
+    dot = tf.einsum("bil,bjl->bij", estimates, references)  # [B, C_est, C_ref]
+    reference_energy = tf.reduce_sum(tf.square(references), axis=-1)[:, None, :]  # [B, 1, C_ref]
+    estimate_energy = tf.reduce_sum(tf.square(estimates), axis=-1)[:, :, None]  # [B, C_est, 1]
+    alpha = tf.math.divide_no_nan(dot, reference_energy)  # [B, C_est, C_ref]
+    target = tf.square(alpha) * reference_energy  # |αs|²
+    noise = tf.maximum(estimate_energy - 2.0 * alpha * dot + target, 0.0)  # |ŝ − αs|²
+    log10 = lambda x: tf.math.log(x) / tf.math.log(10.0)  # noqa: E731
+    tiny = 1e-12
+    present_loss = -10.0 * log10((target + tiny) / (noise + tau * target + tiny))
+    silent_loss = 10.0 * log10((estimate_energy + tau * mixture_energy + tiny) / (mixture_energy + tiny))
+    present = reference_energy > 1e-6 * mixture_energy  # [B, 1, C_ref]
+    pairwise = tf.where(present, present_loss, silent_loss)  # [B, C_est, C_ref]
+    permutations = list(itertools.permutations(range(n_sources)))
+    selection = tf.constant([[[1.0 if p[i] == j else 0.0 for j in range(n_sources)] for i in range(n_sources)]
+                             for p in permutations], dtype=tf.float32)  # [P, C, C]
+    best = tf.reduce_min(tf.einsum("bij,pij->bp", pairwise, selection), axis=1) / n_sources  # [B]
+    return tf.where(mixture_energy[:, 0, 0] > 0, best, tf.zeros_like(best))  # [B]
+
+
+@keras.saving.register_keras_serializable(package="speechsep")
+class WaveformMaskLoss(keras.losses.Loss):
+    """Keras loss: :func:`waveform_mask_loss` of the Chimera++ mask head (``mask_loss`` ``"sisdr"``).
+
+    ``y_true`` is packed as ``[B, T, F, 2C + 2]`` (:func:`speechsep.data.pipeline.packed_mask_targets`): the
+    real parts of the C source STFTs, their imaginary parts, then the mixture STFT's real and imaginary part.
+    ``y_pred`` holds the masks ``[B, T, F, C]``.
+    """
+
+    def __init__(self, name="waveform_mask_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        n_sources = y_pred.shape[-1]
+        if n_sources is None or (y_true.shape[-1] is not None and y_true.shape[-1] != 2 * n_sources + 2):
+            raise ValueError(f"WaveformMaskLoss expects masks [B, T, F, C] and targets [B, T, F, 2C + 2]; "
+                             f"got {y_pred.shape} and {y_true.shape}.")
+        sources = tf.complex(y_true[..., :n_sources], y_true[..., n_sources:2 * n_sources])  # [B, T, F, C]
+        mixture = tf.complex(y_true[..., 2 * n_sources], y_true[..., 2 * n_sources + 1])  # [B, T, F]
+        return waveform_mask_loss(y_pred, mixture, sources)  # [B]

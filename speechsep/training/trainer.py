@@ -39,7 +39,8 @@ from speechsep.config import ExperimentConfig
 from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
 from speechsep.data.pipeline import (InputShard, packed_count_targets, packed_mask_targets, packed_targets,
                                     switch_datasets)
-from speechsep.nn.losses import DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WhitenedDeepClusteringLoss
+from speechsep.nn.losses import (DeepClusteringLoss, MaskInferenceLoss, MaskMSELoss, WaveformMaskLoss,
+                                 WhitenedDeepClusteringLoss)
 from speechsep.nn.models import build_model, load_shared_weights
 from speechsep.separation.separator import (batch_accuracies, item_talkers, read_masks, single_threaded_blas,
                                            split_batch)
@@ -63,7 +64,7 @@ def make_loss(config: ExperimentConfig):
         return embedding_loss
     losses = {"embedding": embedding_loss}
     if config.mask_head:
-        losses["mask"] = MaskInferenceLoss()
+        losses["mask"] = WaveformMaskLoss() if config.mask_loss == "sisdr" else MaskInferenceLoss()
     if config.count_head:
         losses["count"] = keras.losses.CategoricalCrossentropy()
     return losses
