@@ -1,6 +1,6 @@
 """Benchmarks that print a table: ``python -m speechsep.bench BENCHMARK``.
 
-BENCHMARK is data, discovery, separate, meanshift, softmask, quality, workers or train.
+BENCHMARK is data, discovery, separate, meanshift, softmask, quality, workers, train, longform or shortfiles.
 
 Each subcommand lives in its own module and only calls the library. Default
 paths are relative to the current folder (run them from the repository root):

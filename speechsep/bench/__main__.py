@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from speechsep.bench import QUALITY_DIR, SHARED_SAMPLE
+from speechsep.bench import QUALITY_DIR, SHARED_LIBRISPEECH, SHARED_SAMPLE
 from speechsep.pretrained import DEFAULT_MODEL
 from speechsep.cli import TalkersAction, add_corpus_arguments, program_start, run_guarded
 
@@ -129,6 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--inter-op", type=int, default=0, help="TensorFlow inter-op threads (default 0: all)")
     train.add_argument("--no-ceiling", action="store_true", help="skip the matmul ceiling")
     train.add_argument("--scratch", default=None, help="folder for the temporary shard dataset (deleted after)")
+    longform = commands.add_parser("longform", help="a long two-talker recording: peak memory, RTF, talker "
+                                                    "continuity, whole-file against 4 s clip SI-SDRi, full band")
+    longform.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model (default {DEFAULT_MODEL})")
+    longform.add_argument("--corpus-root", default=SHARED_LIBRISPEECH,
+                          help=f"a LibriSpeech folder with SPEAKERS.TXT (default {SHARED_LIBRISPEECH})")
+    longform.add_argument("--minutes", type=float, default=60.0, help="length of the recording (default 60)")
+    longform.add_argument("--rate", type=int, default=16000, help="its sample rate (default 16000)")
+    longform.add_argument("--clips", type=int, default=40, help="4 s clips separated one by one (default 40)")
+    longform.add_argument("--seed", type=int, default=0, help="pauses and clip positions (default 0)")
+    longform.add_argument("--speakers", default=None, metavar="ID,ID",
+                          help="the two talkers (default: the first female and first male test speaker of --model)")
+    longform.add_argument("--work", default=None, help="keep the generated audio here (default: a temporary folder)")
+    shortfiles = commands.add_parser("shortfiles", help="many short files in one separate call: real-time factor")
+    shortfiles.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model (default {DEFAULT_MODEL})")
+    shortfiles.add_argument("--files", type=int, default=41, help="files (default 41)")
+    shortfiles.add_argument("--seconds", type=float, default=3.0, help="seconds each (default 3)")
+    shortfiles.add_argument("--rate", type=int, default=16000, help="their sample rate (default 16000)")
     return parser
 
 
@@ -137,6 +154,7 @@ def main(argv=None):
     args = parse_args(argv)
     from speechsep.bench.data import bench_data
     from speechsep.bench.discovery import bench_discovery
+    from speechsep.bench.longform import bench_longform, bench_shortfiles
     from speechsep.bench.meanshift import bench_meanshift
     from speechsep.bench.quality import bench_quality
     from speechsep.bench.separate import bench_separate
@@ -146,7 +164,8 @@ def main(argv=None):
 
     command = {"data": bench_data, "discovery": bench_discovery, "separate": bench_separate,
                "meanshift": bench_meanshift, "softmask": bench_softmask, "quality": bench_quality,
-               "workers": bench_workers, "train": bench_train}[args.command]
+               "workers": bench_workers, "train": bench_train, "longform": bench_longform,
+               "shortfiles": bench_shortfiles}[args.command]
     return run_guarded(command, args)
 
 

@@ -47,14 +47,14 @@ import numpy as np
 
 from speechsep import signal
 from speechsep.separation import cluster
-from speechsep.separation import separator as _separator
-from speechsep.separation.separator import embeddings_of, single_threaded_blas, split_batch
+from speechsep.separation.separator import (check_talker_limit, counts_talkers, embeddings_of, single_threaded_blas,
+                                            split_batch)
 
 SINGLE_PASS_SECONDS = 30.0
 """Recordings up to this long (at 8 kHz) take one network pass, :meth:`Separator.separate`'s path."""
 CHUNK_FRAMES = 1000  # 8 s of 8 kHz frames: the core of each window whose embeddings are kept
 CONTEXT_FRAMES = 100  # 0.8 s each side of the core: the BLSTM's context, computed and dropped
-BATCH_SIZE = 4  # windows per network call: one long sequence at batch 1 leaves cores idle
+BATCH_SIZE = 2  # windows per network call: one long sequence at batch 1 leaves cores idle; 4 took 0.2 GB more
 BLOCK_FRAMES = 2000  # 8 kHz frames resynthesised per block (16 s)
 PROGRESS_SECONDS = 60.0  # longer recordings get a progress bar on a terminal
 HIGH_BAND_HZ = (2000.0, 4000.0)  # the band whose energy-weighted mask extends above 4 kHz
@@ -290,12 +290,6 @@ def high_band_masks(masks: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- counting and readout
 
 
-def counts_talkers(config, readout=None) -> bool:
-    """Whether ``config``'s model counts talkers with ``readout`` (default its own): trained on a varying number
-    of talkers, with a readout of :data:`~speechsep.separation.separator.COUNTING_READOUTS`."""
-    return bool(config.counts_talkers) and (readout or config.readout) in _separator.COUNTING_READOUTS
-
-
 def plan(config, num_speakers=None, readout=None, talkers=None) -> tuple[str | None, bool]:
     """(readout, estimate_count) for a separation request: how every entry point decides whether to count.
 
@@ -443,6 +437,8 @@ def _chunked(separator, mixture8: np.ndarray, num_speakers, readout, estimate_co
                                                                                       or config.num_speakers),
                                             seed=seed, **kwargs)
     centers = fitted.centers  # [K', D]
+    if not mean_shift_count:
+        check_talker_limit(config, num_speakers or count or config.num_speakers, readout)
     sources = len(centers) if mean_shift_count else max(num_speakers or count or config.num_speakers, len(centers))
     n_found = count if count is not None else (fitted.n_found if mean_shift_count else None)
 
