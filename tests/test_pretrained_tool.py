@@ -45,11 +45,33 @@ def test_the_card_says_how_many_talkers_each_stage_mixed_and_the_summary_follows
     counts = fixed.replace(talkers=(1, 2, 3), count_method="eigenvalues", count_threshold=0.12)
     summary = tool.summary_text(counts, old + [counting])
     assert "whitened, then the paper's objective" in summary and "counts and separates 1, 2 or 3 talkers" in summary
-    assert tool.count_setting(counts) == "the eigenvalues method, threshold 0.12"
+    assert tool.count_setting(counts) == "the eigenvalues method, threshold 0.12, on the active bins' embeddings"
     by_ratio = counts.replace(count_method="participation", count_threshold=1.9)
-    assert tool.count_setting(by_ratio) == "the participation method, directions per talker 1.9"
+    assert tool.count_setting(by_ratio) == \
+        "the participation method, directions per talker 1.9, on the active bins' embeddings"
     assert tool.count_setting(by_ratio.replace(count_threshold=None)) == \
-        "the participation method, the method's default directions per talker"
+        "the participation method, the method's default directions per talker, on the active bins' embeddings"
+    chimera = counts.replace(mask_head=True, count_head=True, count_method="head", readout="blend")
+    assert tool.count_setting(chimera) == "its count head's most probable count"
+    assert tool.count_setting(chimera.replace(count_method="mask_energy", count_threshold=0.05)) == \
+        "the mask_energy method, min share 0.05, on its mask head's masks"
+    assert tool.summary_text(chimera, old + [counting]).startswith(
+        "Chimera++: deep clustering with a mask head and a count head (2 x BLSTM 300")
+    assert "the mean of k-means and mask-head masks), counts and separates" in tool.summary_text(chimera, [counting])
+
+
+def test_the_card_names_what_each_chimera_stage_trained_and_its_count_confusions():
+    from speechsep.config import ExperimentConfig
+
+    assert tool.stage_training({"stage": 1}) == "all layers"  # a deep-clustering stage
+    config = ExperimentConfig(talkers=(1, 2, 3), mask_head=True, count_head=True, freeze_stack=True,
+                              mask_loss_weight=0.1, count_loss_weight=0.2)
+    assert tool.stage_training(tool.heads_record(config)) == "the heads only (stack frozen); tpsa x 0.1, count x 0.2"
+    assert tool.stage_training(tool.heads_record(config.replace(freeze_stack=False, count_head=False))) == \
+        "all layers; tpsa x 0.1"
+    text = tool.confusion_text({"count_confusion": {"stress": [[9, 1, 0], [2, 7, 1], [0, 5, 5]]}})
+    assert "| 1 | 9 | 1 | 0 | 90 % |" in text and "| 3 | 0 | 5 | 5 | 50 % |" in text and "stress set" in text
+    assert tool.confusion_text({}) == ""
 
 
 def test_the_stage_table_names_each_stage_s_chunks_from_its_config():

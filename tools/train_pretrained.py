@@ -79,6 +79,31 @@ def stage_talkers(stage: dict) -> tuple[int, ...]:
     return tuple(stage.get("talkers") or (2,))
 
 
+def heads_record(config) -> dict:
+    """The Chimera++ heads of ``config`` and how a stage trained them, as a model.json stage records them
+    (``{}`` for a plain deep-clustering network)."""
+    if not (config.mask_head or config.count_head):
+        return {}
+    return {"mask_head": config.mask_head, "count_head": config.count_head, "freeze_stack": config.freeze_stack,
+            "mask_loss": config.mask_loss if config.mask_head else None,
+            "mask_loss_weight": config.mask_loss_weight if config.mask_head else None,
+            "count_loss_weight": config.count_loss_weight if config.count_head else None}
+
+
+def stage_training(stage: dict) -> str:
+    """What a stage trained, for the card's stage table: "all layers", or "the heads (stack frozen)", with the
+    Chimera++ loss weights."""
+    if "mask_head" not in stage:
+        return "all layers"
+    what = "the heads only (stack frozen)" if stage["freeze_stack"] else "all layers"
+    weights = []
+    if stage["mask_head"]:
+        weights.append(f"{stage['mask_loss']} x {stage['mask_loss_weight']:g}")
+    if stage["count_head"]:
+        weights.append(f"count x {stage['count_loss_weight']:g}")
+    return f"{what}; " + ", ".join(weights)
+
+
 def chunk_record(config) -> dict:
     """The training chunks of ``config``, as a model.json stage records them."""
     return {"batch_size": config.batch_size, "chunk_frames": config.chunk_frames,
@@ -111,8 +136,13 @@ def summary_text(config, stages: list[dict]) -> str:
     objectives = ", then the ".join(dict.fromkeys(short_objective(s) for s in stages))
     talkers = (f"counts and separates {talkers_text(config.talker_set)}" if config.counts_talkers
                else f"{config.num_speakers} talkers")
-    return (f"deep clustering ({config.num_layers} x BLSTM {config.hidden_units}, D={config.embedding_dim}, "
-            f"{objectives} objective, k-means with soft masks), {talkers}, trained on LibriSpeech")
+    heads = " and ".join(name for name, present in (("a mask head", config.mask_head),
+                                                    ("a count head", config.count_head)) if present)
+    kind = f"Chimera++: deep clustering with {heads}" if heads else "deep clustering"
+    readout = {"kmeans": "k-means with soft masks", "mask_head": "masks from its mask head",
+               "blend": "the mean of k-means and mask-head masks"}.get(config.readout, config.readout)
+    return (f"{kind} ({config.num_layers} x BLSTM {config.hidden_units}, D={config.embedding_dim}, "
+            f"{objectives} objective, {readout}), {talkers}, trained on LibriSpeech")
 
 
 def mixing_text(stages: list[dict]) -> str:
@@ -336,7 +366,7 @@ def export(args) -> None:
              "cpu": cpu.name, "cpu_flags": sorted(cpu.flags & set(CPU_FLAGS_OF_NOTE)), "precision": config.precision,
              "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "dropout": config.dropout,
              **chunk_record(config),
-             "dc_loss": config.dc_loss, "talkers": list(config.talker_set),
+             "dc_loss": config.dc_loss, "talkers": list(config.talker_set), **heads_record(config),
              "talker_weights": list(config.talker_weights) if config.talker_weights else None,
              "optimizer": "fresh Adam" if args.stage > 1 else "Adam from scratch",
              "started_from": record.get("init", {}).get("source", "random initialisation"),
@@ -473,6 +503,14 @@ def score_sets(args) -> None:
             scores[name]["sdri_counted"] = evaluation.summarise(counted_rows)["overall"]["sdr_improvement"]["mean"]
         if config.counts_talkers:
             found[name] = [(len(record["sources"]), row["speakers_found"]) for record, row in zip(records, rows)]
+        if config.mask_head and name in COUNTED_SETS:  # the other readouts, with the true count
+            scores[name]["readouts"] = {config.readout: scores[name]["sdri"]}
+            for readout in ("kmeans", "mask_head", "blend"):
+                if readout != config.readout:
+                    rows_readout = evaluation.evaluate_records(records, evaluation.model_separate(model.separator,
+                                                                                                  readout))
+                    summary_readout = evaluation.summarise(rows_readout)
+                    scores[name]["readouts"][readout] = summary_readout["overall"]["sdr_improvement"]["mean"]
         print(f"{name}: {scores[name]}", flush=True)
     if config.counts_talkers:
         confusions = {"librispeech-sample": [pair for k in config.talker_set for pair in found[count_set(k)]]}
@@ -571,13 +609,16 @@ def count_setting(config) -> str:
     """How the model counts talkers, as a phrase: its method and tuned setting (``config.count_*``)."""
     from speechsep.separation.counting import THRESHOLDS
 
+    if config.count_method == "head":
+        return "its count head's most probable count"
     name = THRESHOLDS.get(config.count_method, "threshold").replace("_", " ")
     threshold = (f"{name} {config.count_threshold:g}" if config.count_threshold is not None
                  else f"the method's default {name}")
-    return f"the {config.count_method} method, {threshold}"
+    where = "its mask head's masks" if config.count_method == "mask_energy" else "the active bins' embeddings"
+    return f"the {config.count_method} method, {threshold}, on {where}"
 
 
-def counting_text(config, scores: dict) -> str:
+def counting_text(config, scores: dict, info: dict | None = None) -> str:
     """The card's paragraph and table on counting talkers (a model trained on several talker counts)."""
     rows = []
     for talkers in config.talker_set:
@@ -598,8 +639,7 @@ def counting_text(config, scores: dict) -> str:
     return f"""
 ### Counting talkers
 
-Without `--speakers`, `separate` counts the talkers first ({count_setting(config)}, on the active bins'
-embeddings) and returns one file per talker found. On mixtures of the
+Without `--speakers`, `separate` counts the talkers first ({count_setting(config)}) and returns one file per talker found. On mixtures of the
 LibriSpeech test speakers (`python -m speechsep evaluate --model {NAME} --corpus-root
 ../shared/data/librispeech-sample --speakers K`: SDRi separated with the true count; with `--counted`:
 separated into the number it counts, as `separate` does, a talker it missed scoring as the mixture, 0 dB):
@@ -607,7 +647,66 @@ separated into the number it counts, as `separate` does, a talker it missed scor
 | talkers | mixtures | counted right | SDRi (dB) | SDRi, counted (dB) |
 |---|---|---|---|---|
 {table}
-{timit_text}"""
+{timit_text}{confusion_text(info or {})}"""
+
+
+def started_text(info: dict) -> str:
+    """", counting the N steps of the shipped model stage 1 started from" (nothing for a model from scratch)."""
+    start = info.get("started_from")
+    return f", counting the {start_steps():,} steps of `{start}`, which stage 1 started from" if start else ""
+
+
+def heads_text(config, info: dict) -> str:
+    """The card's paragraphs on the Chimera++ heads: what they are, how they were trained, how each readout and
+    counter scores on the test sets."""
+    scores = info.get("scores", {})
+    lines = ["", "### The Chimera++ heads", "",
+             "Beside the embeddings, the same BLSTM stack feeds"]
+    if config.mask_head:
+        lines.append(f"- a **mask head** (Wang, Le Roux, Hershey, ICASSP 2018): a dense layer to "
+                     f"{config.max_talkers} masks per bin (softmax over the sources; a talker absent from a "
+                     f"mixture is a silent target), trained under utterance-level permutation-invariant training "
+                     f"with the {config.mask_loss} objective, weighted {config.mask_loss_weight:g} against "
+                     f"{1 - config.mask_loss_weight:g} for the embeddings;")
+    if config.count_head:
+        lines.append(f"- a **count head**: the BLSTM features pooled over time (mean and max), a 64-unit ReLU layer "
+                     f"and a softmax over 1-{config.max_talkers} talkers, trained with cross-entropy weighted "
+                     f"{config.count_loss_weight:g} (a chunk's talkers: those dominating at least 1 % of its "
+                     f"active bins).")
+    lines.append("")
+    readouts = {name: scores.get(name, {}).get("readouts") for name in COUNTED_SETS}
+    if any(readouts.values()):
+        lines += [f"Each readout with the true count (SDRi, dB, {TEST_MIXTURES} mixtures; k-means: masks from "
+                  "the embeddings; mask head: its masks; blend: their mean; `python -m speechsep evaluate "
+                  f"--model {NAME} --readout R`):", "",
+                  "| test set | k-means | mask head | blend |", "|---|---|---|---|"]
+        for name, block in readouts.items():
+            if block:
+                lines.append(f"| {name} | " + " | ".join(f"{block[r]:.2f}" if block.get(r) is not None else "-"
+                                                         for r in ("kmeans", "mask_head", "blend")) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_text(info: dict) -> str:
+    """The card's count-confusion matrices (model.json ``count_confusion``), one table per set."""
+    matrices = info.get("count_confusion") or {}
+    if not matrices:
+        return ""
+    names = {"librispeech-sample": f"the LibriSpeech test speakers ({TEST_MIXTURES} mixtures per count)",
+             "stress": (f"the stress set ({TEST_MIXTURES} mixtures per count of the LibriSpeech test speakers and "
+                        "every TIMIT-sample speaker, 1.5-6 s, each talker 0-10 dB below the first, talkers "
+                        "overlapping in part; `speechsep.data.testset.stress_mixtures`; nothing is chosen on it)")}
+    parts = []
+    for name, matrix in matrices.items():
+        size = len(matrix)
+        header = "| true K | " + " | ".join(f"counted {k}" for k in range(1, size + 1)) + " | right |"
+        rows = [f"| {k} | " + " | ".join(str(n) for n in matrix[k - 1]) + " | "
+                + (f"{100 * matrix[k - 1][k - 1] / sum(matrix[k - 1]):.0f} %" if sum(matrix[k - 1]) else "-") + " |"
+                for k in range(1, size + 1)]
+        parts.append(f"Count confusion on {names.get(name, name)}:\n\n{header}\n|" + "---|" * (size + 2) + "\n"
+                     + "\n".join(rows) + "\n")
+    return "\n" + "\n".join(parts)
 
 
 def card(args) -> None:
@@ -628,7 +727,7 @@ def card(args) -> None:
         f"| {s['stage']} | {s['optimizer_steps']:,} | {s['minutes']:.0f} | {s['cpu']} "
         f"({', '.join(s['cpu_flags'])}) | {s['precision']} | "
         f"{s['learning_rate']:g} ({s['lr_schedule']}) | {s['dropout']:g} | {short_objective(s)} | "
-        f"{', '.join(map(str, stage_talkers(s)))} | {stage_chunks(s)} | "
+        f"{', '.join(map(str, stage_talkers(s)))} | {stage_chunks(s)} | {stage_training(s)} | "
         f"{s['started_from']}, {s['optimizer']} | "
         f"{s['final_train_loss']:.4f} | {s['final_val_loss']:.4f} |" for s in info["stages"])
     curve_rows = "\n".join(
@@ -662,10 +761,16 @@ def card(args) -> None:
         shape_comment = f"[{config.num_speakers}, samples]"
         talker_limitation = (f"{config.num_speakers} talkers, always. A recording of one person is still split in "
                              f"{config.num_speakers}; a further talker is assigned to one of them.")
-    counting_section = counting_text(config, scores) if config.counts_talkers else ""
+    counting_section = counting_text(config, scores, info) if config.counts_talkers else ""
+    heads_section = heads_text(config, info) if (config.mask_head or config.count_head) else ""
+    if NAME == pretrained.DEFAULT_MODEL:
+        use = "Shipped inside the package; `python -m speechsep separate MIX.wav` uses it by default."
+    else:
+        use = (f"Shipped inside the package beside the default `{pretrained.DEFAULT_MODEL}`; "
+               f"`python -m speechsep separate MIX.wav --model {NAME}` uses it.")
     text = f"""# Model card: `{NAME}`
 
-{info['summary']}. Shipped inside the package; `python -m speechsep separate MIX.wav` uses it by default.
+{info['summary']}. {use}
 
 ```python
 from speechsep import pretrained
@@ -704,11 +809,11 @@ computed in float32 after loading); sha256 in `model.json`, checked at every loa
 Training ran in stages, one per working session; each stage after the first started from the previous
 stage's exported (float16) weights with a **fresh Adam state** (the optimizer restarted at each stage boundary).
 
-| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | objective | talkers | chunks per batch | started from | last training loss | last validation loss |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| stage | optimizer steps | minutes | CPU | precision | learning rate | dropout | objective | talkers | chunks per batch | trained | started from | last training loss | last validation loss |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {stage_rows}
-
-{notes}In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training.
+{heads_section}
+{notes}In all: **{info['optimizer_steps']:,} optimizer steps, {info['hours']:.1f} hours** of 2-core CPU training{started_text(info)}.
 
 ## Learning curve
 
