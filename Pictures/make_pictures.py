@@ -31,12 +31,14 @@ except ImportError:  # running from a clone without `pip install -e .`
 from speechsep.cli import add_corpus_arguments, program_start, run_guarded, test_set_from_args
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # schematics.py, beside this script
 
 
 def make_pictures(args) -> dict:
     from speechsep.config import ExperimentConfig
     from speechsep.eval.compare import compare, discover_runs, pretrained_row_name
-    from speechsep.figures.schematics import write_all
+    from schematics import write_all  # beside this script
 
     if args.add:
         return add_pretrained(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ def load_script(relative: str):
     spec = importlib.util.spec_from_file_location(relative.replace("/", "_").replace("-", "_")[:-3],
                                                   REPO_ROOT / relative)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses (Pictures/schematics.py) look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -542,7 +542,7 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     from speechsep.figures.plots import save_figure
-    from speechsep.figures.schematics import LOSS_LABELS
+    from speechsep.nn.losses import LOSS_LABELS
 
     steps = [int(r["optimizer_steps"]) for r in rows]
     figure, (loss_axis, sdr_axis) = plt.subplots(1, 2, figsize=(13, 5))
@@ -559,7 +559,7 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
                   label=f"training (epoch mean){suffix}")
         axis.plot(part_steps, [float(r["val_loss"]) for r in part], "s-", color=f"C{2 * index + 1}",
                   label=f"validation{suffix}")
-        axis.set_ylabel(LOSS_LABELS[name][0])  # the library's name of the loss, as its schematics write it
+        axis.set_ylabel(LOSS_LABELS[name][0])  # the library's name of the loss (speechsep.nn.losses)
         axis.ticklabel_format(axis="y", useOffset=False)
     loss_axis.set(xlabel="optimizer steps", title="Loss")
     sdr_axis.plot(steps, [float(r["val_sdri"]) for r in rows], "o-", color="black", label="all pairs")

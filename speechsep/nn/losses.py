@@ -37,6 +37,20 @@ import itertools
 import keras
 import tensorflow as tf
 
+LOSS_LABELS = {
+    "mse": ("MSE vs IBM", "mask vs ideal binary mask of source 1\n(active bins)"),
+    "pit": ("uPIT MSE", "best speaker permutation per utterance\n(active bins)"),
+    "dc": ("deep-clustering loss", "|VᵀV|²−2|VᵀY|²+|YᵀY|²\n(active bins)"),
+    "dc_whitened": ("whitened deep-clustering loss", "D − tr((VᵀV)⁻¹VᵀY(YᵀY)⁻¹YᵀV)\n(active bins)"),
+}
+"""Each training objective's name and formula, as figures and schematics write them: (title, detail line(s)),
+keyed by ``config.LOSSES`` and ``config.DC_LOSSES`` (:func:`loss_key`)."""
+
+
+def loss_key(config) -> str:
+    """The :data:`LOSS_LABELS` key of a config's training objective (the DC loss variant for dc models)."""
+    return config.dc_loss if config.loss == "dc" else config.loss
+
 
 def _embedding_loss_inputs(embeddings, assignments, weights, name: str):
     """Checked float tensors: embeddings [B, N, D], assignments [B, N, C], weights [B, N] (ones if None)."""

@@ -574,7 +574,7 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
     """Separate ``record``; write its wavs and every figure of ``experiment`` into ``out``."""
     from speechsep.eval import metrics
     from speechsep.figures import plots
-    from speechsep.figures.schematics import LOSS_LABELS, loss_key
+    from speechsep.nn.losses import LOSS_LABELS, loss_key
 
     estimates, readout = separator.separate(record["mixture"], record["sources"].shape[0])
     references = record["sources"]

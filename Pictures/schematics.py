@@ -1,4 +1,5 @@
-"""Schematic figures generated from the code: experiment flow charts and the corpus folder layouts.
+"""Schematic figures of the study (``Pictures/``), generated from the code: experiment flow charts and the corpus
+folder layouts. Beside ``make_pictures.py``, not in the installed package: it draws the repository's pictures.
 
 * :func:`experiment_flow` draws the processing chain of one experiment of
   :data:`speechsep.experiments.EXPERIMENTS`, left to right. The network part
@@ -39,8 +40,6 @@ from speechsep.signal import HOP_LENGTH, N_BINS, N_FFT, SAMPLE_RATE, SILENCE_THR
 __all__ = [
     "FLOW_FIGURES",
     "FOLDER_FIGURE",
-    "LOSS_LABELS",
-    "loss_key",
     "READOUT_LABELS",
     "LAYOUT_PATTERNS",
     "experiment_config",
@@ -60,19 +59,15 @@ STAGE_STYLES = {
     "readout": ("#d8efd6", "#2f7d32", "readout (inference)"),
 }
 
-# Loss/readout boxes: (title, detail line(s)). Keys are config.LOSSES and DC_LOSSES (loss_key) / config.READOUTS.
-LOSS_LABELS = {
-    "mse": ("MSE vs IBM", "mask vs ideal binary mask of source 1\n(active bins)"),
-    "pit": ("uPIT MSE", "best speaker permutation per utterance\n(active bins)"),
-    "dc": ("deep-clustering loss", "|VᵀV|²−2|VᵀY|²+|YᵀY|²\n(active bins)"),
-    "dc_whitened": ("whitened deep-clustering loss", "D − tr((VᵀV)⁻¹VᵀY(YᵀY)⁻¹YᵀV)\n(active bins)"),
-}
+# Readout boxes: (title, detail line(s)), keyed by config.READOUTS; the loss boxes take the library's
+# speechsep.nn.losses.LOSS_LABELS (keyed by config.LOSSES and DC_LOSSES, speechsep.nn.losses.loss_key).
 READOUT_LABELS = {
     "mask": ("mask → (m, 1−m)", "2 masks [T, {F}]"),
     "pca_sign": ("sign of 1st principal\ncomponent", "2 masks [T, {F}]"),
     "kmeans": ("k-means on active bins\n(K speakers)", "K masks [T, {F}]"),
     "meanshift": ("mean-shift on unit sphere\n(counts speakers)", "K̂ masks [T, {F}]"),
     "mask_head": ("Chimera++ mask head\n(softmax over sources)", "C masks [T, {F}]"),
+    "blend": ("mean of k-means and\nmask-head masks", "K masks [T, {F}]"),
 }
 
 # The accepted corpus layouts, as speechsep.data.corpus discovers them.
@@ -181,11 +176,6 @@ def _canvas(width: float, height: float):
 # --------------------------------------------------------------------------- experiment flow
 
 
-def loss_key(config) -> str:
-    """The :data:`LOSS_LABELS` key of a config's training objective (the DC loss variant for dc models)."""
-    return config.dc_loss if config.loss == "dc" else config.loss
-
-
 def experiment_config(experiment_name: str, config_overrides: Mapping | None = None):
     """The :class:`~speechsep.config.ExperimentConfig` drawn by :func:`experiment_flow`.
 
@@ -260,6 +250,8 @@ def _flow_stages(config, model) -> tuple[list[_Stage], int, _Stage]:
         _stage("signal", "mask × mixture STFT", f"{sources} × [T, {N_BINS}]", detail="iSTFT with mixture phase"),
         _stage("signal", "separated waveforms", f"{sources} × [samples]"),
     ]
+    from speechsep.nn.losses import LOSS_LABELS, loss_key
+
     key = loss_key(config)
     loss_title, loss_detail = LOSS_LABELS[key]
     loss = _stage("loss", loss_title, detail=loss_detail, note=f"loss={key!r}, training only")
