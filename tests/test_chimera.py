@@ -330,3 +330,30 @@ def test_waveform_loss_trains_through_the_pipeline_and_the_keras_loss():
                   jit_compile=False)
     assert isinstance(make_loss(config)["mask"], WaveformMaskLoss)
     assert np.all(np.isfinite(model.train_on_batch(features, packed)))
+
+
+# ----------------------------------------------------------------------------- same-sex pairs
+
+
+def test_same_sex_share_draws_that_share_of_one_sex_mixtures():
+    from speechsep.data.mixing import pair_type
+
+    corpus = toy_corpus()
+    speakers = sorted(corpus.speakers)
+
+    def same_sex(share, count=60):
+        rng = np.random.default_rng(0)
+        mixing = MixingConfig(num_speakers=2, seed=0, same_sex_share=share)
+        types = [pair_type(make_mixture(corpus, speakers, mixing, rng)["sexes"]) for _ in range(count)]
+        return sum(t != "female-male" for t in types) / count
+
+    assert same_sex(1.0) == 1.0
+    assert 0.2 < same_sex(None) < 0.7  # 5 of 11 other speakers share a speaker's sex
+    assert same_sex(1.0) > same_sex(0.5) > same_sex(None) - 0.1
+    plain = make_mixture(corpus, speakers, MixingConfig(num_speakers=2, seed=0), np.random.default_rng(3))
+    unset = make_mixture(corpus, speakers, MixingConfig(num_speakers=2, seed=0, same_sex_share=None),
+                         np.random.default_rng(3))
+    np.testing.assert_array_equal(plain["mixture"], unset["mixture"])  # off: the same random stream as before
+    assert MixingConfig(same_sex_share=0.5).held_out().same_sex_share is None  # a training-only option
+    with pytest.raises(ValueError, match="same_sex_share"):
+        MixingConfig(same_sex_share=1.5)

@@ -47,6 +47,9 @@ class MixingConfig:
     # every other source quieter than source 0 by a level from level_range_db (False: louder or quieter, a
     # random sign); the stress test set's mixtures (speechsep.data.testset.stress_mixtures)
     others_quieter: bool = False
+    # the share of mixtures of two or more talkers drawn from one sex only (None: every speaker equally likely,
+    # whatever the sex); a training-only option for same-sex pairs, the hardest ones
+    same_sex_share: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "talkers", tuple(int(k) for k in self.talkers))
@@ -61,6 +64,8 @@ class MixingConfig:
                                     or min(self.talker_weights) < 0 or not sum(self.talker_weights) > 0):
             raise ValueError(f"talker_weights must be one non-negative weight per talker count of {self.talkers}, "
                              f"not all 0; got {self.talker_weights}")
+        if self.same_sex_share is not None and not 0.0 <= self.same_sex_share <= 1.0:
+            raise ValueError(f"same_sex_share must be None (off) or in [0, 1], got {self.same_sex_share}")
         if self.length_mode not in ("min", "max"):
             raise ValueError(f"length_mode must be 'min' or 'max', got {self.length_mode!r}")
         low, high = self.level_range_db
@@ -74,7 +79,7 @@ class MixingConfig:
 
     def held_out(self) -> "MixingConfig":
         """This config without the training-only options (crops, speed): for validation and test mixtures."""
-        return dataclasses.replace(self, crop_seconds=None, speed_range=(1.0, 1.0))
+        return dataclasses.replace(self, crop_seconds=None, speed_range=(1.0, 1.0), same_sex_share=None)
 
     @property
     def talker_set(self) -> tuple[int, ...]:
@@ -204,6 +209,25 @@ def split_composition(corpus: Corpus, splits: dict[str, list[str]]) -> dict:
     }
 
 
+def _choose_speakers(speakers: list[str], config: MixingConfig, rng: np.random.Generator,
+                     by_speaker: dict[str, list[Utterance]], count: int) -> np.ndarray:
+    """Indices of ``count`` distinct speakers: uniform, or with ``config.same_sex_share`` that share of the
+    mixtures of two or more talkers all of one sex (drawn in proportion to the sexes' speakers)."""
+    if config.same_sex_share is None or count < 2:
+        return rng.choice(len(speakers), size=count, replace=False)
+    if rng.random() >= config.same_sex_share:
+        return rng.choice(len(speakers), size=count, replace=False)
+    by_sex: dict[str, list[int]] = {}
+    for index, speaker in enumerate(speakers):
+        by_sex.setdefault(by_speaker[speaker][0].sex, []).append(index)
+    pools = [pool for sex, pool in sorted(by_sex.items()) if sex in ("F", "M") and len(pool) >= count]
+    if not pools:  # no sex has enough speakers: any
+        return rng.choice(len(speakers), size=count, replace=False)
+    sizes = np.array([len(pool) for pool in pools], np.float64)
+    pool = pools[rng.choice(len(pools), p=sizes / sizes.sum())]
+    return np.asarray(pool)[rng.choice(len(pool), size=count, replace=False)]
+
+
 def _draw_sources(
     corpus: Corpus, speakers: list[str], config: MixingConfig, rng: np.random.Generator,
     by_speaker: dict[str, list[Utterance]], count: int,
@@ -215,7 +239,7 @@ def _draw_sources(
     depends only on ``rng`` and the files (a resumed build draws the same).
     """
     for _ in range(100):
-        chosen = rng.choice(len(speakers), size=count, replace=False)
+        chosen = _choose_speakers(speakers, config, rng, by_speaker, count)
         utterances, waves = [], []
         for index in chosen:
             candidates = by_speaker[speakers[index]]

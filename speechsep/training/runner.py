@@ -76,6 +76,9 @@ def build_parser(experiment: Experiment, description: str) -> argparse.ArgumentP
                        help="with --dynamic-mixing: speed/pitch factor range of training sources "
                             "(virtual speakers; default 0.9 1.1; 1 1 = off)")
     add_crop_argument(group)
+    group.add_argument("--same-sex-share", type=float, default=None, metavar="P",
+                       help="with --dynamic-mixing: draw this share of the training mixtures of two or more "
+                            "talkers from one sex only (default: speakers uniformly, whatever their sex)")
     group.add_argument("--level-range", dest="train_level_range", type=float, nargs=2, default=(0.0, 5.0),
                        metavar=("LOW", "HIGH"),
                        help="with --dynamic-mixing: relative level of the training talkers in dB, uniform "
@@ -360,6 +363,7 @@ class ExperimentRun:
             mixing = MixingConfig(num_speakers=config.max_talkers, seed=config.seed,  # training and validation
                                   talkers=config.talkers or (), talker_weights=config.talker_weights or ())
             train_mixing = dataclasses.replace(mixing, speed_range=tuple(args.speed_perturb),
+                                               same_sex_share=args.same_sex_share,
                                                crop_seconds=args.crop_seconds or None,
                                                level_range_db=tuple(args.train_level_range))
             splits = split_speakers(corpus, seed=config.seed, min_speakers=config.max_talkers)
@@ -384,6 +388,7 @@ class ExperimentRun:
                            "train_speed_range": list(train_mixing.speed_range),
                            "train_crop_seconds": train_mixing.crop_seconds,
                            "train_level_range_db": list(train_mixing.level_range_db),
+                           "train_same_sex_share": train_mixing.same_sex_share,
                            **split_composition(corpus, splits)}
             self.data = ExperimentData(train, valid, (mean, std), test.records, description, long_train,
                                        train_input, long_train_input)
