@@ -245,20 +245,25 @@ def score(network, config, stats, records, readout: str | None = None) -> dict:
     return evaluation.summarise(evaluation.evaluate_records(records, evaluation.model_separate(separator, readout)))
 
 
-def head_count_right(network, config, stats, records) -> float:
-    """The share of ``records`` whose talkers the count head counts right."""
+def counted(separator, record: dict, method: str | None = None) -> int:
+    """The talkers ``separator`` counts in ``record`` with ``method`` (default: its config's, at its setting),
+    without separating."""
     from speechsep import signal
     from speechsep.separation import counting
+
+    config = separator.config
+    params = counting.config_params(config) if method in (None, config.count_method) else {}
+    spectrum = signal.stft(record["mixture"])
+    return counting.count_output(separator.network_output(spectrum), signal.active_bins(spectrum),
+                                 method or config.count_method, config.talker_set, **params)
+
+
+def head_count_right(network, config, stats, records) -> float:
+    """The share of ``records`` whose talkers the count head counts right."""
     from speechsep.separation.separator import Separator
 
     separator = Separator(network, config.replace(precision="float32"), *stats)
-    right = 0
-    for record in records:
-        spectrum = signal.stft(record["mixture"])
-        found = counting.count_output(separator.network_output(spectrum), signal.active_bins(spectrum), "head",
-                                      config.talker_set)
-        right += found == len(record["sources"])
-    return right / len(records)
+    return sum(counted(separator, record, "head") == len(record["sources"]) for record in records) / len(records)
 
 
 def read_curve() -> list[dict]:
@@ -450,6 +455,23 @@ def stress_set(talkers, count: int) -> list[dict]:
     return records
 
 
+def stress(args) -> None:
+    """Count the stress set with a model (no separation) and print its count confusion."""
+    import time
+
+    from speechsep import pretrained
+    from speechsep.eval import metrics
+
+    model = pretrained.load(args.model or NAME)
+    config = model.separator.config
+    start = time.perf_counter()
+    pairs = [(len(record["sources"]), counted(model.separator, record))
+             for record in stress_set(config.talker_set, args.mixtures)]
+    matrix = metrics.confusion_matrix(pairs, config.max_talkers)
+    print(metrics.format_confusion(matrix, f"{model.name}, counting with {count_setting(config)}, stress set "
+                                           f"({args.mixtures} mixtures per count, {time.perf_counter() - start:.0f} s):"))
+
+
 def count_set(talkers: int) -> str:
     """The name of ``model.json``'s score of the LibriSpeech test mixtures of ``talkers`` talkers (two: the main one)."""
     return "librispeech-sample" if talkers == 2 else f"librispeech-sample, {talkers} talker{'s' if talkers > 1 else ''}"
@@ -514,7 +536,7 @@ def score_sets(args) -> None:
         print(f"{name}: {scores[name]}", flush=True)
     if config.counts_talkers:
         confusions = {"librispeech-sample": [pair for k in config.talker_set for pair in found[count_set(k)]]}
-        confusions["stress"] = [(len(record["sources"]), separate(record)[2])
+        confusions["stress"] = [(len(record["sources"]), counted(model.separator, record))
                                 for record in stress_set(config.talker_set, args.mixtures)]
         info["count_confusion"] = {}
         for name, pairs in confusions.items():
@@ -873,6 +895,10 @@ def main(argv=None) -> None:
     command.add_argument("--minutes", type=float, required=True, help="this stage's wall-clock budget")
     command.add_argument("--snapshot-steps", type=int, default=1000)
     command.add_argument("extra", nargs="*", help="more training-script flags, after --")
+    command = commands.add_parser("stress", help="count the stress set's mixtures and print the count confusion "
+                                                 "(no separation; --model NAME|RUN_DIR, default the tool's model)")
+    command.add_argument("--mixtures", type=int, default=TEST_MIXTURES, help="mixtures per talker count")
+    command.add_argument("--model", default=None, help="a shipped model's name or a run folder")
     command = commands.add_parser("score", help="score the exported model on both samples' test speakers")
     command.add_argument("--mixtures", type=int, default=TEST_MIXTURES, help="test mixtures per set")
     commands.add_parser("speed", help="time loading and separating (bench separate) into model.json; "
@@ -898,7 +924,7 @@ def main(argv=None) -> None:
                                       "exported weights; default: the stage's own)")
     args = parser.parse_args(argv)
     NAME = args.name
-    {"train": train, "curve": curve, "export": export, "score": score_sets,
+    {"train": train, "curve": curve, "export": export, "score": score_sets, "stress": stress,
      "speed": speed, "card": card}[args.command](args)
 
 
