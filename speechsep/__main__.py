@@ -1,4 +1,4 @@
-"""Command line: ``python -m speechsep evaluate|separate|models|report|launch``.
+"""Command line: ``python -m speechsep evaluate|separate|export|models|report|launch``.
 
 evaluate
     ``python -m speechsep evaluate --model NAME|RUN_DIR [--timit PATH | --data DIR] [--mixtures N] [--seed S]``
@@ -23,6 +23,10 @@ separate
     takes every N-th. A bad file (unreadable, or NaN/infinite samples) is
     reported in one line and skipped; the others are still processed, and a
     summary ends the run.
+
+export
+    ``python -m speechsep export NAME|RUN_DIR --format saved_model|tflite OUT [--overwrite]`` writes a
+    TensorFlow SavedModel that separates an 8 kHz waveform with everything in the graph (:mod:`speechsep.export`).
 
 models
     ``python -m speechsep models`` lists the shipped models and their cards' headline scores.
@@ -160,6 +164,22 @@ def separate_command(args) -> int:
     return 1 if failures else 0
 
 
+def export_command(args) -> int:
+    """``python -m speechsep export NAME|RUN_DIR --format saved_model|tflite OUT``: :func:`speechsep.export.export`."""
+    from speechsep import pretrained
+    from speechsep.export import export
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:  # before loading anything: one line, nothing written
+        raise ValueError(f"{out}: already exists (--overwrite replaces it)")
+    check_out_dir(out.parent, what="the folder of OUT")
+    written = export(pretrained.load(args.model), out, args.format, args.overwrite)
+    print(f"Wrote {written} ({args.format}): tf.saved_model.load it; signatures serving_default(waveform) and "
+          "separate_k(waveform, num_speakers), 8 kHz in and out" if args.format == "saved_model"
+          else f"Wrote {written} (tflite)")
+    return 0
+
+
 def models_command(args) -> int:
     from speechsep import pretrained
 
@@ -208,7 +228,7 @@ def main(argv=None) -> int:
         description="Evaluate a training run (or an oracle) on unseen test speakers, separate wav files with it, "
                     "or launch a training script as several local workers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     help="evaluate, separate, models, report or launch; "
+                                     help="evaluate, separate, export, models, report or launch; "
                                           "python -m speechsep COMMAND --help lists its options")
     evaluate = commands.add_parser(
         "evaluate", help="metrics of a run or an oracle on unseen test speakers",
@@ -255,6 +275,16 @@ def main(argv=None) -> int:
                           help="take every N-th file from the I-th (I counted from 0), e.g. "
                                "$SLURM_ARRAY_TASK_ID/4: the tasks of a job array split the files between them")
     separate.add_argument("mixtures", nargs="+", metavar="MIX.wav|DIR", help="the recordings, or folders of them")
+    export = commands.add_parser(
+        "export", help="write a model as a TensorFlow SavedModel (STFT, network, count, k-means, iSTFT in-graph)",
+        description="Write a shipped model or a run as a SavedModel folder whose serving signature takes an 8 kHz "
+                    "waveform and returns the estimates [K, samples] (separate_k also takes the number of talkers); "
+                    "it loads with plain tf.saved_model.load, without speechsep.")
+    export.add_argument("model", metavar="NAME|RUN_DIR", help="a shipped model or a training run folder")
+    export.add_argument("out", metavar="OUT", help="the SavedModel folder (or .tflite file) to write")
+    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model",
+                        help="saved_model (default) or tflite")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     commands.add_parser("models", help="list the shipped models and their headline scores",
                         description="List the models shipped inside the package, with the scores of their cards.")
     report = commands.add_parser(
@@ -291,6 +321,8 @@ def main(argv=None) -> int:
         return run_guarded(launch_command, args)
     if args.command == "models":
         return run_guarded(models_command, args)
+    if args.command == "export":
+        return run_guarded(export_command, args)
     if args.command == "report":
         return run_guarded(report_command, args)
     if args.command == "evaluate":
