@@ -24,6 +24,7 @@ progress bar.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -432,6 +433,40 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
     """
     run_dir = Path(run_dir)
     strategy = distribute.make_strategy(config.strategy)  # first: multiworker must exist before TensorFlow runs anything
+    resume = _resume(config, run_dir, stats, strategy, fresh)
+    if resume.complete:
+        return _complete_run(config, run_dir, resume.previous, resume.epochs_done)
+    _start_run_folder(config, resume, stats)
+    inputs = _fit_inputs(config, strategy, train_data, valid_data, long_train_data, train_input, long_train_input,
+                         accuracy_chunks)
+    model, init = _model_and_loss(config, strategy, init, resume)
+    record = _run_record(config, strategy, data_description, init, resume)
+    callbacks = _callbacks(config, resume, inputs, record, extra_callbacks)
+    with distribute.lost_peer_error():
+        history = model.fit(inputs.train, validation_data=inputs.valid, epochs=config.epochs,
+                            steps_per_epoch=inputs.steps_per_epoch, callbacks=callbacks,
+                            verbose=progress_verbosity(), shuffle=False)  # the pipelines shuffle; Keras would warn
+    _save_final(model, resume, strategy)
+    return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+@dataclasses.dataclass
+class _Resume:
+    """Where a run stands: the folder (``run_dir``), where this process writes (``out``), the epochs backed up
+    and their record, the wall time of earlier sessions, and whether nothing is left to train."""
+
+    run_dir: Path
+    out: Path
+    chief: bool
+    epochs_done: int
+    previous: dict | None
+    earlier_seconds: float
+    complete: bool
+
+
+def _resume(config: ExperimentConfig, run_dir: Path, stats, strategy, fresh: bool) -> _Resume:
+    """Step 1, resume: clear (``fresh``) or read the run folder, refuse a run ``config`` cannot resume, and agree
+    on the epochs done across workers."""
     chief, out = distribute.is_chief(), distribute.worker_dir(run_dir)  # out: where this process writes
     with distribute.lost_peer_error():
         if fresh and chief:
@@ -448,16 +483,38 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
                                                 "one folder that every worker sees)")
     earlier_seconds = float((previous or {}).get("wall_seconds") or 0.0)  # --minutes spans resumed sessions
     budget_used = bool(config.minutes) and earlier_seconds >= 60.0 * config.minutes
-    if (epochs_done >= config.epochs or budget_used) and (run_dir / "last.keras").is_file():
-        return _complete_run(config, run_dir, previous, epochs_done)
-    if epochs_done:
-        print(f"Resuming {run_dir} from epoch {epochs_done + 1} of {config.epochs}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
+    complete = (epochs_done >= config.epochs or budget_used) and (run_dir / "last.keras").is_file()
+    return _Resume(run_dir, out, chief, epochs_done, previous, earlier_seconds, complete)
+
+
+def _start_run_folder(config: ExperimentConfig, resume: _Resume, stats) -> None:
+    """Step 2: seed everything, write ``config.json`` and ``stats.json`` where this process writes."""
+    if resume.epochs_done:
+        print(f"Resuming {resume.run_dir} from epoch {resume.epochs_done + 1} of {config.epochs}", flush=True)
+    resume.out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
-    config.save(out / "config.json")
+    config.save(resume.out / "config.json")
     mean, std = stats
-    atomic_write_json(out / "stats.json", {"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
-                                           "split": "train"})
+    atomic_write_json(resume.out / "stats.json", {"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
+                                                  "split": "train"})
+
+
+@dataclasses.dataclass
+class _FitInputs:
+    """What ``fit`` reads: the packed training and validation data, the steps of an epoch (None: the data's
+    length), the chunk curriculum (or None), and the fixed chunk samples of the accuracy callback."""
+
+    train: object
+    valid: object
+    steps_per_epoch: int | None
+    curriculum: "ChunkCurriculum | None"
+    samples: dict
+
+
+def _fit_inputs(config: ExperimentConfig, strategy, train_data, valid_data, long_train_data, train_input,
+                long_train_input, accuracy_chunks: int) -> _FitInputs:
+    """Step 3, inputs: pack the targets for the loss, switch to long chunks on the curriculum's epoch, repeat
+    what an epoch of fixed steps needs, and give each worker its own part under multi-worker training."""
     samples = {"": _sample_chunks(train_data, accuracy_chunks), "val_": _sample_chunks(valid_data, accuracy_chunks)}
     pack = make_packer(config)
     train_fit, valid_fit = train_data.map(pack), valid_data.map(pack)
@@ -481,57 +538,76 @@ def train(config: ExperimentConfig, run_dir, train_data: tf.data.Dataset, valid_
                 raise ValueError("multi-worker training on data of unknown length needs --steps-per-epoch")
         train_fit = strategy.distribute_datasets_from_function(
             _worker_pipeline(config, pack, train_input, long_train_input, curriculum))
+    return _FitInputs(train_fit, valid_fit, steps_per_epoch, curriculum, samples)
 
+
+def _model_and_loss(config: ExperimentConfig, strategy, init, resume: _Resume):
+    """Step 4, model and loss: build and compile the network in the strategy's scope; a new run starts from
+    ``init``'s weights. Returns the model and ``init`` with the layers left fresh named in its description."""
     with strategy.scope():
         model = build_model(config)
         optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=config.clip_norm)
         model.compile(optimizer=optimizer, loss=make_loss(config), loss_weights=make_loss_weights(config),
                       jit_compile=config.jit_compile and distribute.supports_jit(strategy))
+    if init is None or resume.epochs_done:
+        return model, None
+    layers = load_shared_weights(model, init[0])  # by layer name: heads the source lacks start fresh
+    return model, (init[0], {**init[1], "fresh_layers": layers["fresh"]})
 
-    if init is not None and not epochs_done:
-        layers = load_shared_weights(model, init[0])  # by layer name: heads the source lacks start fresh
-        init = (init[0], {**init[1], "fresh_layers": layers["fresh"]})
+
+def _run_record(config: ExperimentConfig, strategy, data_description: dict, init, resume: _Resume) -> dict:
+    """Step 5, record: what ``run.json`` starts from (the earlier sessions' record when resuming, plus this
+    session)."""
     record = {"config": config.to_json(), "seed": config.seed, "git_commit": git_commit(),
               "data": data_description, "strategy": type(strategy).__name__,
               "replicas": strategy.num_replicas_in_sync, "tensorflow": tf.__version__,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if init is not None and not epochs_done:
+    if init is not None:
         record["init"] = init[1]
+    previous = resume.previous
     if previous is not None:  # resuming: the history, first start and wall time of the earlier sessions go on
         record = {**previous, **record, "started": previous.get("started", record["started"])}
     cpu = cpu_info()
     record.setdefault("sessions", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                              "first_epoch": epochs_done + 1, "git_commit": record["git_commit"],
+                                              "first_epoch": resume.epochs_done + 1, "git_commit": record["git_commit"],
                                               "cpu": cpu.name, "cpu_flags": sorted(cpu.flags.intersection(CPU_FLAGS_OF_NOTE))})
+    return record
+
+
+def _callbacks(config: ExperimentConfig, resume: _Resume, inputs: _FitInputs, record: dict,
+               extra_callbacks) -> list:
+    """Step 6, callbacks: accuracies, checkpoints, logs, the run record and the backup, in the order they
+    must run (what a callback logs, the ones after it read)."""
+    out, run_dir = resume.out, resume.run_dir
     callbacks = [
-        SeparationAccuracy(config, samples),
-        BestCheckpoint(out / "best.keras", _best_val_loss(previous, run_dir)),
+        SeparationAccuracy(config, inputs.samples),
+        BestCheckpoint(out / "best.keras", _best_val_loss(resume.previous, run_dir)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
         RunRecord(out / "run.json", record),
         # last, so the record and history.csv never lag the backup; kept after training so that a
         # finished run can be recognised and continued with more --epochs; all workers restore, the chief saves
-        distribute.ChiefBackupAndRestore(run_dir / "backup", chief, delete_checkpoint=False),
+        distribute.ChiefBackupAndRestore(run_dir / "backup", resume.chief, delete_checkpoint=False),
     ]
     if config.minutes:
-        callbacks.append(WallClockBudget(config.minutes, earlier_seconds))
+        callbacks.append(WallClockBudget(config.minutes, resume.earlier_seconds))
     if config.lr_schedule != "constant" or config.warmup_steps:
         # before CSVLogger/RunRecord, which log learning_rate
-        callbacks.insert(1, LearningRateSchedule(config, earlier_seconds))
-    if curriculum is not None:
-        callbacks.insert(0, curriculum)
-    callbacks.extend(extra_callbacks)
-    with distribute.lost_peer_error():
-        history = model.fit(train_fit, validation_data=valid_fit, epochs=config.epochs,
-                            steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=progress_verbosity(),
-                            shuffle=False)  # the pipelines shuffle; Keras would only warn
-    atomic_save_model(model, out / "last.keras")
-    if not (out / "best.keras").is_file():
-        atomic_save_model(model, out / "best.keras")
+        callbacks.insert(1, LearningRateSchedule(config, resume.earlier_seconds))
+    if inputs.curriculum is not None:
+        callbacks.insert(0, inputs.curriculum)
+    return callbacks + list(extra_callbacks)
+
+
+def _save_final(model, resume: _Resume, strategy) -> None:
+    """Step 7: the last weights (and a best checkpoint if validation never wrote one), then every worker waits
+    for the chief's checkpoints to be complete."""
+    atomic_save_model(model, resume.out / "last.keras")
+    if not (resume.out / "best.keras").is_file():
+        atomic_save_model(model, resume.out / "best.keras")
     with distribute.lost_peer_error():
         distribute.agree(strategy, 0, "the end")  # the chief's checkpoints are complete: all may evaluate them
-    return model, {key: [float(v) for v in values] for key, values in history.history.items()}
 
 
 def _worker_pipeline(config: ExperimentConfig, pack, train_input, long_train_input, curriculum):
