@@ -12,9 +12,10 @@ The graph does what :mod:`speechsep.separation.longform` does for a recording
 at 8 kHz that fits one network pass: the kit's STFT (256-point sqrt-Hann,
 hop 64, centred), the normalised log-magnitude features, the network, the
 active bins (within 40 dB of the peak), the count (a counting model whose
-``count_method`` is ``participation``: the participation ratio of the Gram
-matrix of the active bins' unit embeddings; otherwise the model's
-``num_speakers``), k-means with a deterministic start (farthest-first from the
+``count_method`` is ``participation``: the participation ratio ``1 / Σλ²`` of
+the Gram matrix of the active bins' unit embeddings, with ``Σλ²`` its squared
+Frobenius norm; otherwise the model's ``num_speakers``), k-means for every
+count the model may find (the counted one's masks are kept) with a deterministic start (farthest-first from the
 embedding nearest the mean direction) and :data:`KMEANS_ITERATIONS` Lloyd
 steps on at most :data:`MAX_POINTS` active bins (every n-th), soft masks
 ``softmax(β·vᵀμ)`` (or the nearest centre), and the overlap-add inverse STFT.
@@ -86,8 +87,7 @@ def separation_module(model):
         def _count(self, points):
             n = tf.cast(tf.shape(points)[0], tf.float32)
             gram = tf.matmul(points, points, transpose_a=True) / n
-            spectrum = tf.maximum(tf.linalg.eigvalsh(gram), 0.0)
-            ratio = 1.0 / tf.reduce_sum(spectrum ** 2)
+            ratio = 1.0 / tf.reduce_sum(gram * gram)  # Σλ² of a symmetric matrix is its squared Frobenius norm
             found = 1.0 + tf.floor((ratio - 1.0) / per_talker + 0.5)
             distance = tf.abs(tf.cast(self.talkers, tf.float32) - found) * 10.0 + tf.cast(self.talkers, tf.float32) / 100.0
             return tf.gather(self.talkers, tf.argmin(distance))  # nearest allowed count, the smaller on a tie
@@ -121,18 +121,19 @@ def separation_module(model):
             k = tf.where(num_speakers > 0, num_speakers, self._count(points) if counts_in_graph else config.num_speakers)
             k = tf.clip_by_value(k, 1, max_talkers)
 
-            def branch(count):
-                def run():
-                    centers = self._kmeans(points, count)  # [K, D]
-                    logits = tf.einsum("tfd,kd->ktf", embeddings, centers)
-                    if beta is not None:
-                        masks = tf.nn.softmax(float(beta) * logits, axis=0)
-                    else:
-                        masks = tf.one_hot(tf.argmax(logits, axis=0), count, axis=0)
-                    return self._istft(tf.cast(masks, tf.complex64) * spectrum[None], tf.shape(waveform)[0])
-                return run
+            def masks_of(count):  # [max_talkers, T, F]: the masks of `count` talkers, then zero masks
+                centers = self._kmeans(points, count)  # [K, D]
+                logits = tf.einsum("tfd,kd->ktf", embeddings, centers)
+                if beta is not None:
+                    masks = tf.nn.softmax(float(beta) * logits, axis=0)
+                else:
+                    masks = tf.one_hot(tf.argmax(logits, axis=0), count, axis=0)
+                return tf.pad(masks, [[0, max_talkers - count], [0, 0], [0, 0]])
 
-            return tf.switch_case(k - 1, [branch(count) for count in range(1, max_talkers + 1)])
+            # every count's masks, then the one counted: no data-dependent branch (TFLite has no Case op)
+            masks = tf.gather(tf.stack([masks_of(count) for count in range(1, max_talkers + 1)]), k - 1)
+            estimates = self._istft(tf.cast(masks, tf.complex64) * spectrum[None], tf.shape(waveform)[0])
+            return estimates[:k]
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
         def serving_default(self, waveform):
