@@ -32,8 +32,8 @@ models
     ``python -m speechsep models`` lists the shipped models and their cards' headline scores.
 
 report
-    ``python -m speechsep report RUN [RUN ...] [--out DIR] [--mixtures N] [--oracles]``
-    evaluates the runs on the same test mixtures and writes ``DIR/index.html``,
+    ``python -m speechsep report RUN [RUN ...] [--model NAME ...] [--out DIR] [--mixtures N] [--oracles]``
+    evaluates the runs (and shipped models) on the same test mixtures and writes ``DIR/index.html``,
     a static listening report (players, spectrograms, masks, a sortable table;
     :mod:`speechsep.report`) that opens from ``file://``.
 
@@ -198,7 +198,10 @@ def report_command(args) -> int:
     """``python -m speechsep report RUN ...``: the listening report of the runs on their common test mixtures."""
     from speechsep.report import build
 
-    runs = build.load_runs(args.runs)  # not a run, no results.json, other test sets: one line each
+    if not args.runs and not args.model:
+        raise ValueError("report needs a RUN folder or --model NAME")
+    runs = build.load_runs(args.runs) if args.runs else []  # not a run, no results.json, other test sets: one line
+    runs += [build.load_model(name) for name in args.model or []]  # shipped models, evaluated beside the runs
     out = check_out_dir(args.out)
     if args.mixtures < 1 or args.test_mixtures < 1:
         raise ValueError("--mixtures and --test-mixtures must be at least 1")
@@ -293,7 +296,10 @@ def main(argv=None) -> int:
                     "no network): the comparison table and figure, a sortable per-mixture table, and for the "
                     "best and worst mixture of each pair type players for the mixture, the references and every "
                     "run's estimates with spectrograms and masks, and each run's config and training curve.")
-    report.add_argument("runs", nargs="+", metavar="RUN", help="training run folders (holding results.json)")
+    report.add_argument("runs", nargs="*", metavar="RUN", help="training run folders (holding results.json)")
+    report.add_argument("--model", action="append", default=None, metavar="NAME",
+                        help="a shipped model (python -m speechsep models) to listen to beside the runs, evaluated on "
+                             "the same mixtures (repeatable)")
     report.add_argument("--out", default="report", metavar="DIR", help="output folder (default: ./report)")
     report.add_argument("--mixtures", type=int, default=6, metavar="N",
                         help="mixtures to listen to (default 6: the best and worst of each pair type)")

@@ -43,6 +43,7 @@ class RunInfo:
     config: dict
     results: dict
     record: dict
+    model: str | None = None  # a shipped model's name (``report --model``): evaluated here, its model.json the facts
 
 
 def _read_json(path: Path) -> dict:
@@ -63,13 +64,29 @@ def load_run(path) -> RunInfo:
     return RunInfo(path, path.name, _read_json(path / "config.json"), _read_json(path / "results.json"), record)
 
 
+def load_model(name: str) -> RunInfo:
+    """A shipped model named by ``report --model NAME`` (or a run folder), read like a run: no ``results.json``
+    (it is evaluated on the report's mixtures), its ``model.json`` giving the facts. Unknown names: one line."""
+    from speechsep import pretrained
+
+    source = pretrained.resolve(name)
+    if not source.shipped:
+        return load_run(source.folder)
+    return RunInfo(source.folder, source.name, source.config.to_json(), {}, source.info, model=source.name)
+
+
 def _corpus_name(run: RunInfo):
     corpus = (run.record.get("data") or {}).get("corpus")
     return corpus.get("name") if isinstance(corpus, dict) else corpus
 
 
 def test_set_fields(run: RunInfo) -> dict:
-    """What must agree between runs for their rows to compare: test speakers, seed, corpus, speakers per mixture."""
+    """What must agree between runs for their rows to compare: test speakers, seed, corpus, speakers per mixture.
+
+    A shipped model (``report --model``) has no test set of its own: it is evaluated on the runs' (all None).
+    """
+    if run.model is not None:
+        return {"test_speakers": None, "seed": None, "corpus": None, "num_speakers": None}
     speakers = run.results.get("test_speakers")
     return {"test_speakers": sorted(speakers) if speakers is not None else None,
             "seed": run.config.get("seed"), "corpus": _corpus_name(run),
@@ -247,6 +264,7 @@ def write_report(runs: list[RunInfo], out, test, mixtures: int = 6, oracles: boo
     """
     from speechsep.eval import compare, evaluation
     from speechsep.figures import plots
+    from speechsep import pretrained
     from speechsep.separation.separator import Separator
 
     out = Path(out)
@@ -258,7 +276,8 @@ def write_report(runs: list[RunInfo], out, test, mixtures: int = 6, oracles: boo
     separators, problems, rows, summaries, notes = {}, {}, {}, {}, []
     for run in runs:
         try:
-            separators[run.name] = Separator.from_run_dir(run.path)
+            separators[run.name] = (pretrained.load(run.model).separator if run.model
+                                    else Separator.from_run_dir(run.path))
         except Exception as error:  # a missing or damaged checkpoint: the page says so and goes on
             problems[run.name] = (f"{error}: no estimates to play; its table row is the run's own "
                                   "results.json")
