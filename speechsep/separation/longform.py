@@ -7,8 +7,9 @@
 What happens to a recording (mono ``audio`` at its rate R, any length):
 
 1. **To 8 kHz.** The mixture is resampled to :data:`speechsep.signal.SAMPLE_RATE`
-   (SciPy's polyphase filter, block by block for a file: :func:`resampled`;
-   8 kHz mono float32 is 115 MB per hour, the one whole-recording array kept).
+   (SciPy's polyphase filter, block by block: :func:`resampled`; a recording
+   longer than :data:`SINGLE_PASS_SECONDS` goes to a temporary file at 8 kHz,
+   :class:`DiskAudio`, read back window by window).
 2. **Network and readout.** A recording of at most :data:`SINGLE_PASS_SECONDS`
    goes through :meth:`Separator.separate` as it always has (one network
    pass, :func:`~speechsep.separation.separator.read_masks`). A longer one is
@@ -55,7 +56,7 @@ SINGLE_PASS_SECONDS = 30.0
 CHUNK_FRAMES = 1000  # 8 s of 8 kHz frames: the core of each window whose embeddings are kept
 CONTEXT_FRAMES = 100  # 0.8 s each side of the core: the BLSTM's context, computed and dropped
 BATCH_SIZE = 2  # windows per network call: one long sequence at batch 1 leaves cores idle; 4 took 0.2 GB more
-BLOCK_FRAMES = 2000  # 8 kHz frames resynthesised per block (16 s)
+BLOCK_FRAMES = 500  # 8 kHz frames resynthesised per block (4 s; 2000 took 0.13 GB more)
 PROGRESS_SECONDS = 60.0  # longer recordings get a progress bar on a terminal
 HIGH_BAND_HZ = (2000.0, 4000.0)  # the band whose energy-weighted mask extends above 4 kHz
 READ_BLOCK_SECONDS = 60.0  # audio read and resampled per block
@@ -127,8 +128,28 @@ class FileAudio(ArrayAudio):
         self.handle.close()
 
 
-def resampled(audio, to_rate: int, block_seconds: float = READ_BLOCK_SECONDS) -> np.ndarray:
-    """All of ``audio`` (:class:`ArrayAudio` or :class:`FileAudio`) at ``to_rate`` Hz, float32 [samples].
+class DiskAudio(ArrayAudio):
+    """Mono float32 audio in a raw file (``path``), read block by block: a long 8 kHz mixture kept off the heap."""
+
+    def __init__(self, path, rate: int, length: int):
+        self.path, self.rate, self.length, self.name = Path(path), int(rate), int(length), str(path)
+        self.handle = open(self.path, "rb")
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros(stop - start)
+        lo, hi = max(start, 0), min(stop, self.length)
+        if hi > lo:
+            self.handle.seek(lo * 4)
+            out[lo - start:hi - start] = np.fromfile(self.handle, np.float32, hi - lo)
+        return out
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def resampled(audio, to_rate: int, block_seconds: float = READ_BLOCK_SECONDS, path=None):
+    """All of ``audio`` (:class:`ArrayAudio` or :class:`FileAudio`) at ``to_rate`` Hz, float32 [samples];
+    with ``path``, written there block by block and returned as a :class:`DiskAudio`.
 
     Resampled block by block with SciPy's ``resample_poly``, each block with a
     margin of input either side that covers the filter, so the result equals
@@ -143,19 +164,27 @@ def resampled(audio, to_rate: int, block_seconds: float = READ_BLOCK_SECONDS) ->
         divisor = math.gcd(audio.rate, int(to_rate))
         up, down = int(to_rate) // divisor, audio.rate // divisor
     total = -(-audio.length * up // down)  # resample_poly's output length
-    out = np.empty(total, np.float32)
+    out = np.empty(total, np.float32) if path is None else None
+    disk = open(path, "wb") if path is not None else None
     block = down * max(1, int(block_seconds * audio.rate) // down)  # input samples, a multiple of down
     margin = down * (-(-(10 * max(up, down) // up + 2) // down))  # >= the filter's half length, a multiple of down
     for start in range(0, audio.length, block):
         first = start * up // down
         count = min(block * up // down, total - first)
         if up == down:
-            out[first:first + count] = audio.read(start, start + count)
-            continue
-        segment = scipy.signal.resample_poly(audio.read(start - margin, start + block + margin), up, down)
-        offset = margin * up // down
-        out[first:first + count] = segment[offset:offset + count]
-    return out
+            piece = audio.read(start, start + count)
+        else:
+            segment = scipy.signal.resample_poly(audio.read(start - margin, start + block + margin), up, down)
+            offset = margin * up // down
+            piece = segment[offset:offset + count]
+        if disk is None:
+            out[first:first + count] = piece
+        else:
+            disk.write(piece.astype(np.float32).tobytes())
+    if disk is None:
+        return out
+    disk.close()
+    return DiskAudio(path, to_rate, total)
 
 
 # ----------------------------------------------------------------------------- STFT at any rate
@@ -354,7 +383,7 @@ def _windows(n_frames: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _chunked(separator, mixture8: np.ndarray, num_speakers, readout, estimate_count, talkers, seed, workdir,
+def _chunked(separator, audio8, num_speakers, readout, estimate_count, talkers, seed, workdir,
              progress):
     """The long path: batched windows, embeddings to disk, one count and one clustering on a subsample."""
     from speechsep.separation import counting
@@ -364,8 +393,8 @@ def _chunked(separator, mixture8: np.ndarray, num_speakers, readout, estimate_co
     if readout not in ("kmeans", "meanshift", "mask"):
         raise ValueError(f"readout {readout!r} separates recordings of up to {SINGLE_PASS_SECONDS:g} s; "
                          "use kmeans or meanshift for longer ones")
-    audio8, grid = ArrayAudio(mixture8, signal.SAMPLE_RATE), Grid(signal.SAMPLE_RATE)
-    n_frames = grid.frames(len(mixture8))
+    grid = Grid(signal.SAMPLE_RATE)
+    n_frames = grid.frames(audio8.length)
     peak = 0.0
     for first in range(0, n_frames, BLOCK_FRAMES):  # the mixture's peak: bins 40 dB below it are silent
         peak = max(peak, float(np.abs(stft_frames(audio8, grid, first, min(first + BLOCK_FRAMES, n_frames))).max()))
@@ -593,13 +622,17 @@ def separate_audio(separator, audio, num_speakers=None, readout=None, talkers=No
     seconds = audio.length / audio.rate
     if progress is None:
         progress = seconds > PROGRESS_SECONDS and sys.stderr.isatty()
-    mixture8 = resampled(audio, signal.SAMPLE_RATE)  # [samples at 8 kHz] float32
     with tempfile.TemporaryDirectory(prefix="speechsep-") as workdir:
-        if len(mixture8) <= SINGLE_PASS_SECONDS * signal.SAMPLE_RATE:
+        if audio.length / audio.rate <= SINGLE_PASS_SECONDS:  # one pass, in memory, as it always was
+            mixture8 = resampled(audio, signal.SAMPLE_RATE)  # [samples at 8 kHz] float32
+        else:  # a long recording at 8 kHz stays off the heap (115 MB an hour)
+            mixture8 = resampled(audio, signal.SAMPLE_RATE, path=Path(workdir) / "mixture8.f32")
+        if isinstance(mixture8, np.ndarray) and len(mixture8) <= SINGLE_PASS_SECONDS * signal.SAMPLE_RATE:
             masks, n_found, chunks = _single_pass(separator, mixture8, num_speakers, readout, estimate_count,
                                                   talkers, seed)
         else:
-            masks, n_found, chunks = _chunked(separator, mixture8, num_speakers, readout, estimate_count, talkers,
+            audio8 = mixture8 if isinstance(mixture8, ArrayAudio) else ArrayAudio(mixture8, signal.SAMPLE_RATE)
+            masks, n_found, chunks = _chunked(separator, audio8, num_speakers, readout, estimate_count, talkers,
                                               seed, workdir, progress)
         output = audio if rate == audio.rate else (
             masks.audio8 if rate == signal.SAMPLE_RATE else ArrayAudio(resampled(audio, rate), rate))
@@ -607,6 +640,7 @@ def separate_audio(separator, audio, num_speakers=None, readout=None, talkers=No
         sink = ArraySink() if sink is None else sink
         sink.open(masks.sources, rate, samples)
         _synthesise(masks, output, rate, sink, progress)
+        masks.audio8.close()
     counted = estimate_count and counts_talkers(separator.config, readout)
     return sink, Separation(masks.sources, n_found, counted, rate, samples, chunks)
 
