@@ -26,6 +26,7 @@ LIGHT_MODULES = ("speechsep", "speechsep.cli", "speechsep.config", "speechsep.ex
                  "speechsep.data.corpus", "speechsep.data.sources", "speechsep.data.mixing", "speechsep.data.shards",
                  "speechsep.data.toy", "speechsep.data.testset", "speechsep.eval.metrics", "speechsep.eval.evaluation",
                  "speechsep.eval.compare", "speechsep.separation.cluster", "speechsep.training.runner",
+                 "speechsep.training.script_args", "speechsep.training.experiment_data", "speechsep.training.outputs",
                  "speechsep.training.tf_config", "speechsep.figures.plots",
                  "speechsep.bench", "speechsep.bench.quality")
 # Modules that import TensorFlow (which sets a few variables of its own, e.g. TF2_BEHAVIOR).

@@ -18,7 +18,8 @@ from conftest import REPO_ROOT, TINY_SIZES, load_script, tiny_args
 from speechsep.config import ExperimentConfig
 from speechsep.experiments import EXPERIMENTS
 from speechsep.nn.models import build_model
-from speechsep.training.runner import SETTING_ALIASES, ExperimentRun, build_parser
+from speechsep.training.runner import ExperimentRun
+from speechsep.training.script_args import SETTING_ALIASES, build_parser
 
 CELL_BY_CELL = "deepclustering"
 

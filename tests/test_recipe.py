@@ -338,7 +338,7 @@ def test_recipe_flags_set_the_config(tmp_path):
 
 
 def test_curriculum_events_mark_the_first_long_chunk_epoch():
-    from speechsep.training.runner import curriculum_events
+    from speechsep.training.outputs import curriculum_events
 
     curriculum = ExperimentConfig(long_chunk_frames=400, curriculum_epoch=1)
     assert curriculum_events(curriculum, epochs=6) == [(1.5, "training on 400-frame chunks from here")]

@@ -20,7 +20,8 @@ from speechsep.nn.losses import (DeepClusteringLoss, WhitenedDeepClusteringLoss,
                                  deep_clustering_loss, whitened_deep_clustering_loss)
 from speechsep.separation import counting
 from speechsep.separation.separator import batch_accuracies, counts_talkers, item_talkers, read_masks
-from speechsep.training.runner import ExperimentRun, build_parser, config_from_args
+from speechsep.training.runner import ExperimentRun
+from speechsep.training.script_args import build_parser, config_from_args
 from speechsep.training.trainer import RESUMABLE_FIELDS, make_packer
 
 
@@ -126,7 +127,7 @@ def test_dataset_configs_keep_the_talker_set_and_old_indexes_still_match():
 
 def test_the_data_generator_draws_talker_counts_and_a_run_refuses_other_counts(tmp_path):
     from speechsep.data.shards import iter_records, read_index
-    from speechsep.training.runner import check_dataset_talkers
+    from speechsep.training.experiment_data import check_dataset_talkers
 
     out = tmp_path / "data"
     load_script("DataGenerator/datagenerator.py").main(

@@ -146,3 +146,36 @@ def add_rows(models: dict[str, object], records: list[dict], test_speakers: list
                  **evaluate_models(models, records, test_speakers, test_corpus)}
     write_comparison(summaries, out_dir, header, len(records))
     return in_study_order(summaries)
+
+
+def compare_with_shipped(config, description: dict, records: list[dict], rows: list[dict]) -> dict | None:
+    """After a smoke test: the shipped model's SDRi on a run's test mixtures (``records``, scored by the run in
+    ``rows``) whose voices it never heard, beside the run's on the same mixtures (printed; returned as a dict,
+    None without a shipped model). ``config``, ``description``: the run's config and data description."""
+    import numpy as np
+
+    from speechsep import pretrained
+
+    name = pretrained.DEFAULT_MODEL
+    corpus = description.get("corpus") or {}
+    if config.num_speakers != 2 or corpus.get("is_toy") or name not in pretrained.available():
+        return None  # the shipped model separates two talkers of real speech
+    unseen = pretrained.unseen_records(name, records)
+    if not unseen:
+        return None
+    model = pretrained.load(name)
+    shipped = evaluation.evaluate_records(unseen, evaluation.model_separate(model.separator))
+    ids = {r["id"] for r in unseen}
+    own = [row for row in rows if row["id"] in ids]
+    result = {"model": name, "mixtures": len(unseen), "of": len(records),
+              "shipped_sdri": float(np.mean([r["sdr_improvement"] for r in shipped])),
+              "this_run_sdri": float(np.mean([r["sdr_improvement"] for r in own]))}
+    info = model.source.info  # its model.json
+    card = (info.get("scores") or {}).get("librispeech-sample")
+    card = (f"; its model card: {card['sdri']:.2f} dB on {card['mixtures']} mixtures of unseen LibriSpeech "
+            "speakers" if card else "")
+    print(f"The shipped model {name} ({info.get('optimizer_steps', 0):,} optimizer steps; python -m speechsep "
+          f"models) on the {len(unseen)} of these {len(records)} test mixtures whose voices it never heard: "
+          f"SDRi {result['shipped_sdri']:.2f} dB (this run: {result['this_run_sdri']:.2f} dB on the same "
+          f"mixtures{card})")
+    return result

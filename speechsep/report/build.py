@@ -405,7 +405,7 @@ def _mixture_view(index, record, runs, separators, rows, problems, folder: Path,
 def write_run_page(out_dir, experiment, results: dict, example, history: dict, figures=()) -> Path:
     """``out_dir/report.html`` of a finished training run, from what its figures step already made.
 
-    ``example``: the :class:`speechsep.training.runner.Example` (one test
+    ``example``: the :class:`speechsep.training.outputs.Example` (one test
     mixture: its ``record``, aligned ``estimates`` [C, T] and ``masks`` [C, T, F],
     and the written ``files``, wavs under ``out_dir/wavs/``); ``results``: the
     run's ``results.json`` dict; ``figures``: the PNGs to show beside the
