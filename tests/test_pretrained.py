@@ -233,6 +233,8 @@ def test_wheel_ships_every_model_file(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert [f for f in shipped_files if f not in names] == []
     assert wheel.stat().st_size < 30e6, f"the wheel is {wheel.stat().st_size / 1e6:.1f} MB (at most 30 MB)"
+    # the library only: the study's schematics stay beside Pictures/make_pictures.py
+    assert not [n for n in names if "schematics" in n or not n.startswith(("speechsep/", "speechsep-"))]
 
 
 @pytest.mark.slow
