@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from speechsep import pretrained
 from speechsep.__main__ import main as speechsep_main
 
-
-@pytest.fixture
-def shipped_tiny(trained_runs, tmp_path, monkeypatch):
-    """The tiny deep-clustering run exported as the shipped model ``tiny`` of a temporary package folder."""
-    from speechsep.nn.models import load_model
-
-    run = trained_runs / "deepclustering"
-    source = pretrained.resolve(run)
-    monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "pretrained")
-    record = json.loads((run / "run.json").read_text())
-    pretrained.export(load_model(run / "best.keras"), source.config, source.stats, tmp_path / "pretrained" / "tiny",
-                      {"name": "tiny", "summary": "a tiny test model", "headline": ["SDRi 1.00 dB"],
-                       "optimizer_steps": record["optimizer_steps"], "data": record["data"]})
-    return "tiny"
+from test_pretrained import shipped  # noqa: F401  (the tiny run exported as the shipped model "tiny")
 
 
 @pytest.mark.slow  # uses trained_runs
-def test_a_shipped_model_is_listened_to_beside_a_run(trained_runs, shipped_tiny, tmp_path):
+def test_a_shipped_model_is_listened_to_beside_a_run(trained_runs, shipped, tmp_path):
     out = tmp_path / "report"
-    assert speechsep_main(["report", str(trained_runs / "feedforward"), "--model", shipped_tiny, "--out", str(out),
+    assert speechsep_main(["report", str(trained_runs / "feedforward"), "--model", shipped.name, "--out", str(out),
                            "--corpus", "toy", "--test-mixtures", "4", "--mixtures", "2"]) == 0
     text = (out / "index.html").read_text()
     assert "<td class=text>feedforward</td>" in text and "<td class=text>tiny</td>" in text  # both rows
