@@ -180,3 +180,13 @@ def test_cli_python_and_speechsep_separate_count_the_same_and_agree(shipped_mode
     from_file = shipped_model.separate_file(tmp_path / "mix.wav")
     np.testing.assert_allclose(from_file, from_model, atol=1e-5)
     assert len(from_model) == talkers  # these three mixtures are counted right (regression_mixtures' first)
+
+
+def test_a_long_recording_shows_a_progress_bar_when_asked(tmp_path, monkeypatch, capsys):
+    model = pretrained.load(_band_network(tmp_path / "band"))
+    monkeypatch.setattr(longform, "SINGLE_PASS_SECONDS", 2.0)
+    mixture = _two_tone_talkers(6.0).sum(axis=0)
+    sink, result = longform.separate_audio(model.separator, longform.ArrayAudio(mixture, 8000), progress=True)
+    assert result.chunks == 1 and "network" in capsys.readouterr().err  # tqdm's bar, on stderr
+    longform.separate_audio(model.separator, longform.ArrayAudio(mixture, 8000))  # default: not on a pipe
+    assert capsys.readouterr().err == ""
