@@ -190,3 +190,19 @@ def test_a_long_recording_shows_a_progress_bar_when_asked(tmp_path, monkeypatch,
     assert result.chunks == 1 and "network" in capsys.readouterr().err  # tqdm's bar, on stderr
     longform.separate_audio(model.separator, longform.ArrayAudio(mixture, 8000))  # default: not on a pipe
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("run_name, readout", [("feedforward", None), ("deepclustering", "meanshift"),
+                                               ("deepclustering", "pca_sign")])
+def test_other_readouts_on_the_chunked_path(trained_runs, run_name, readout, monkeypatch):
+    monkeypatch.setattr(longform, "SINGLE_PASS_SECONDS", 1.0)
+    monkeypatch.setattr(longform, "CHUNK_FRAMES", 100)
+    model = pretrained.load(trained_runs / run_name)
+    stereo_44k = np.stack([scipy.signal.resample_poly(_two_tone_talkers(2.5).sum(axis=0), 441, 80)] * 2, axis=1)
+    if readout == "pca_sign":  # no global readout for it: one line saying which to use
+        with pytest.raises(ValueError, match="use kmeans or meanshift"):
+            model.separate(stereo_44k, 44100, readout=readout)
+        return
+    estimates = model.separate(stereo_44k, 44100, readout=readout)
+    assert estimates.shape[1] == len(stereo_44k) and model.last.chunks == 4 and np.all(np.isfinite(estimates))
+    assert len(estimates) >= 1 and model.last.rate == 44100
