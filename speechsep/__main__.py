@@ -127,36 +127,25 @@ def separate_command(args) -> int:
         listed = files.shard_of(listed, *shard)
     todo = [job for job in listed if args.overwrite or not job.walked or not longform.is_done(job.folder, job.path.stem)]
     skipped, failures, found = len(listed) - len(todo), 0, {}
-    # the next file is opened (a short one decoded whole) in a thread while the network separates this one
-    for job, loaded in prefetched(lambda job: longform.open_audio(job.path), todo):
-        sink = longform.FileSink(job.folder, job.path.stem)
-        audio = None
-        try:
-            audio = loaded.result()
-            _, result = longform.separate_audio(separator, audio, args.speakers, readout, args.talkers, args.rate,
-                                                sink=sink)
-            written = sink.commit()
-        except (AudioFileError, ValueError, OSError) as error:  # one line naming the file; the others go on
-            sink.abort()
-            text = str(error)
-            print(f"error: {text if str(job.path) in text else f'{job.path}: {text}'}", file=sys.stderr)
-            failures += 1
-            continue
-        except BaseException:
-            sink.abort()  # interrupted: nothing half-written under a final name
-            raise
-        finally:
-            if audio is not None:
-                audio.close()
-        found[result.sources] = found.get(result.sources, 0) + 1
-        if result.counted:
-            talker_word = "talker" if result.n_found == 1 else "talkers"
-            how = f" (found {result.n_found} {talker_word}: {config.count_method} count)"
-        else:
-            how = f" (mean-shift found {result.n_found} speakers)" if estimate_count else ""
-        clipped = f"; {sink.clipped} samples clipped at ±1" if sink.clipped else ""
-        print(f"{job.path}: wrote {', '.join(p.name for p in written)} to {job.folder} at {result.rate} Hz{how}"
-              f"{clipped}", flush=True)
+    # the next files are opened (a short one decoded whole) in a thread while the network separates these; short
+    # recordings go through the network FILES_PER_BATCH at a time (longform.network_outputs)
+    for group in _groups(prefetched(lambda job: longform.open_audio(job.path), todo, longform.FILES_PER_BATCH),
+                         longform.FILES_PER_BATCH):
+        opened = {}
+        for job, loaded in group:
+            try:
+                opened[job] = loaded.result()
+            except (AudioFileError, ValueError, OSError) as error:
+                opened[job] = error
+        short = [job for job, audio in opened.items() if not isinstance(audio, Exception) and longform.is_short(audio)]
+        prepared = dict(zip(short, longform.network_outputs(separator, [opened[job] for job in short]))) if short \
+            else {}
+        for job, _ in group:
+            sources = _separate_one(job, opened[job], prepared.get(job), separator, args, readout, estimate_count)
+            if sources is None:
+                failures += 1
+            else:
+                found[sources] = found.get(sources, 0) + 1
     if len(listed) > 1 or skipped or any(job.walked for job in listed):
         talkers = ", ".join(f"{count} talker{'s' if count > 1 else ''}: {n}" for count, n in sorted(found.items()))
         print(f"separated {sum(found.values())} of {len(listed)} files ({skipped} already done, {failures} failed)"
@@ -178,6 +167,54 @@ def export_command(args) -> int:
           "separate_k(waveform, num_speakers), 8 kHz in and out" if args.format == "saved_model"
           else f"Wrote {written} (tflite)")
     return 0
+
+
+def _separate_one(job, audio, prepared, separator, args, readout, estimate_count) -> int | None:
+    """Separate one opened recording (or the error opening it) into its files; print what was written, or one
+    ``error:`` line naming it. Returns the number of sources written, None when it failed."""
+    from speechsep.data.audio import AudioFileError
+    from speechsep.separation import longform
+
+    sink = longform.FileSink(job.folder, job.path.stem)
+    try:
+        if isinstance(audio, Exception):
+            raise audio
+        _, result = longform.separate_audio(separator, audio, args.speakers, readout, args.talkers, args.rate,
+                                            sink=sink, prepared=prepared)
+        written = sink.commit()
+    except (AudioFileError, ValueError, OSError) as error:  # one line naming the file; the others go on
+        sink.abort()
+        text = str(error)
+        print(f"error: {text if str(job.path) in text else f'{job.path}: {text}'}", file=sys.stderr)
+        return None
+    except BaseException:
+        sink.abort()  # interrupted: nothing half-written under a final name
+        raise
+    finally:
+        if not isinstance(audio, Exception):
+            audio.close()
+    config = separator.config
+    if result.counted:
+        talker_word = "talker" if result.n_found == 1 else "talkers"
+        how = f" (found {result.n_found} {talker_word}: {config.count_method} count)"
+    else:
+        how = f" (mean-shift found {result.n_found} speakers)" if estimate_count else ""
+    clipped = f"; {sink.clipped} samples clipped at ±1" if sink.clipped else ""
+    print(f"{job.path}: wrote {', '.join(p.name for p in written)} to {job.folder} at {result.rate} Hz{how}{clipped}",
+          flush=True)
+    return result.sources
+
+
+def _groups(pairs, size: int):
+    """Consecutive lists of at most ``size`` items of the iterator ``pairs``."""
+    group = []
+    for pair in pairs:
+        group.append(pair)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def models_command(args) -> int:

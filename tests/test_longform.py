@@ -206,3 +206,17 @@ def test_other_readouts_on_the_chunked_path(trained_runs, run_name, readout, mon
     estimates = model.separate(stereo_44k, 44100, readout=readout)
     assert estimates.shape[1] == len(stereo_44k) and model.last.chunks == 4 and np.all(np.isfinite(estimates))
     assert len(estimates) >= 1 and model.last.rate == 44100
+
+
+def test_short_files_batched_through_the_network_get_their_own_outputs(shipped_model):
+    from speechsep.signal import stft
+
+    records, _ = pretrained.regression_mixtures(count=3)
+    audios = [longform.ArrayAudio(r["mixture"][:16000 + 3000 * i], 8000) for i, r in enumerate(records)]
+    for audio, (mixture8, output) in zip(audios, longform.network_outputs(shipped_model.separator, audios)):
+        alone = shipped_model.separator.network_output(stft(mixture8))  # [T, F, D] of the recording alone
+        assert output.shape == alone.shape
+        np.testing.assert_allclose(output, alone, atol=1e-5)
+        batched, _ = longform.separate_audio(shipped_model.separator, audio, prepared=(mixture8, output))
+        single, _ = longform.separate_audio(shipped_model.separator, audio)
+        np.testing.assert_allclose(batched.estimates, single.estimates, atol=1e-5)

@@ -17,7 +17,8 @@ mixture resampled to 8 kHz). The generated audio lives in a temporary folder
 ``shortfiles`` writes ``--files`` mixtures of ``--seconds`` (two test
 speakers each) at ``--rate`` into a folder and times ``separate DIR --out
 OUT``: cold (a child process: start-up, model load and compiling included)
-and warm (in this process, after one file has compiled the network).
+and warm (in this process, after a separate call on other files has compiled the network for a batch of
+files and for one).
 """
 
 from __future__ import annotations
@@ -158,13 +159,16 @@ def bench_shortfiles(args) -> list[dict]:
     from speechsep.data.audio import resample
     from speechsep import pretrained
 
-    records, _ = pretrained.regression_mixtures(args.model, count=args.files + 1, talkers=2)
+    from speechsep.separation.longform import FILES_PER_BATCH
+
+    warmup = FILES_PER_BATCH + 1  # compiles the shapes of a full batch and of a lone file
+    records, _ = pretrained.regression_mixtures(args.model, count=args.files + warmup, talkers=2)
     length = int(args.seconds * SAMPLE_RATE)
     with tempfile.TemporaryDirectory(prefix="speechsep-bench-") as work:
         work = Path(work)
         for index, record in enumerate(records):
             mixture = np.resize(record["mixture"], length)  # a shorter mixture repeats to the length
-            folder = work / ("warmup" if index == args.files else "files")
+            folder = work / ("warmup" if index >= args.files else "files")
             folder.mkdir(exist_ok=True)
             soundfile.write(folder / f"mix{index:03d}.wav", resample(mixture.astype(np.float64), SAMPLE_RATE,
                                                                     args.rate) * 0.5, args.rate)

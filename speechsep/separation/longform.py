@@ -57,6 +57,8 @@ CHUNK_FRAMES = 1000  # 8 s of 8 kHz frames: the core of each window whose embedd
 CONTEXT_FRAMES = 100  # 0.8 s each side of the core: the BLSTM's context, computed and dropped
 BATCH_SIZE = 2  # windows per network call: one long sequence at batch 1 leaves cores idle; 4 took 0.2 GB more
 BLOCK_FRAMES = 500  # 8 kHz frames resynthesised per block (4 s; 2000 took 0.13 GB more)
+FILES_PER_BATCH = 8  # short recordings whose network passes share one call (python -m speechsep separate DIR)
+SHORT_BATCH_FRAMES = 4000  # padded frames per such call at most (eight 4 s files, or one 30 s file)
 PROGRESS_SECONDS = 60.0  # longer recordings get a progress bar on a terminal
 HIGH_BAND_HZ = (2000.0, 4000.0)  # the band whose energy-weighted mask extends above 4 kHz
 READ_BLOCK_SECONDS = 60.0  # audio read and resampled per block
@@ -365,9 +367,9 @@ class _Masks:
         return stft_frames(self.audio8, Grid(signal.SAMPLE_RATE), first, stop)
 
 
-def _single_pass(separator, mixture8: np.ndarray, num_speakers, readout, estimate_count, talkers, seed):
+def _single_pass(separator, mixture8: np.ndarray, num_speakers, readout, estimate_count, talkers, seed, output=None):
     _, result = separator.separate(mixture8, num_speakers, readout, seed=seed, estimate_count=estimate_count,
-                                   talkers=talkers, check_active=True)
+                                   talkers=talkers, check_active=True, output=output)
     masks = np.asarray(result.masks, np.float32)  # [K, T, 129]
     return _Masks(ArrayAudio(mixture8, signal.SAMPLE_RATE), masks.shape[1], len(masks),
                   lambda first, stop: masks[:, first:stop]), result.n_found, 1
@@ -506,6 +508,75 @@ def _progress(total: int, unit: str, show: bool):
 # ----------------------------------------------------------------------------- the path
 
 
+def is_short(audio) -> bool:
+    """Whether ``audio`` takes one network pass (:data:`SINGLE_PASS_SECONDS` or less)."""
+    return audio.length / audio.rate <= SINGLE_PASS_SECONDS
+
+
+_BATCHED = {}  # id(separator) -> (separator, its batched forward)
+
+
+def network_outputs(separator, audios) -> list:
+    """(8 kHz mixture, network output) of each short recording of ``audios``, the network run once for all.
+
+    The features are right-padded to the longest (then to its XLA bucket)
+    and a mask [B, T] marks each one's frames; the fast LSTM layers start each
+    row's backward direction at its last valid frame, so each output equals
+    that of the recording alone (to float rounding). Several short files
+    fill the two cores where one at batch 1 does not. A network that is not
+    XLA-compiled (``config.jit_compile`` off) runs them one by one.
+    """
+    mixtures = [resampled(audio, signal.SAMPLE_RATE) for audio in audios]
+    spectra = [signal.stft(m) for m in mixtures]
+    if not separator.config.jit_compile:
+        return [(m, separator.network_output(s)) for m, s in zip(mixtures, spectra)]
+    if id(separator) not in _BATCHED or _BATCHED[id(separator)][0] is not separator:
+        _BATCHED[id(separator)] = (separator, _masked_forward(separator.model))
+    forward = _BATCHED[id(separator)][1]
+    features = [separator.features(s) for s in spectra]
+    budget = SHORT_BATCH_FRAMES
+    outputs, batch = [], []
+    for item in features + [None]:  # calls of at most `budget` padded frames
+        if batch and (item is None or (len(batch) + 1) * max(len(f) for f in batch + [item]) > budget):
+            outputs += [_cut(o, len(f)) for o, f in zip(split_batch(forward(batch)), batch)]
+            batch = []
+        if item is not None:
+            batch.append(item)
+    return list(zip(mixtures, outputs))
+
+
+def _cut(output, frames: int):
+    """One item's output cut to its ``frames`` (an array, or a dict of arrays)."""
+    return {k: v[:frames] if np.ndim(v) >= 2 else v for k, v in output.items()} if isinstance(output, dict) \
+        else output[:frames]
+
+
+def _masked_forward(model):
+    """features list of [T_i, F] -> outputs [B, T', ...] of one XLA-compiled call with a per-row length mask."""
+    import warnings
+
+    import tensorflow as tf
+
+    from speechsep.nn.models import padded_length
+
+    graph = tf.function(lambda features, mask: model(features, training=False, mask=mask),
+                        input_signature=[tf.TensorSpec((None, None, signal.N_BINS), tf.float32),
+                                         tf.TensorSpec((None, None), tf.bool)], jit_compile=True)
+
+    def forward(features):
+        lengths = np.array([len(f) for f in features])
+        length = padded_length(int(lengths.max()))
+        batch = np.zeros((len(features), length, signal.N_BINS), np.float32)
+        for row, f in enumerate(features):
+            batch[row, :len(f)] = f
+        mask = np.arange(length)[None, :] < lengths[:, None]  # [B, T']
+        with warnings.catch_warnings():  # layers after the LSTMs drop the mask, and Keras says so when tracing
+            warnings.filterwarnings("ignore", message=".*does not support masking.*", category=UserWarning)
+            return tf.nest.map_structure(np.asarray, graph(batch, mask))
+
+    return forward
+
+
 class ArraySink:
     """Collects the estimates in memory: ``open(K, rate, samples)``, then ``write`` blocks [K, n]; ``.estimates``."""
 
@@ -603,7 +674,7 @@ def open_audio(path):
 
 
 def separate_audio(separator, audio, num_speakers=None, readout=None, talkers=None, rate=None, seed: int = 0,
-                   sink=None, progress=None) -> tuple[object, Separation]:
+                   sink=None, progress=None, prepared=None) -> tuple[object, Separation]:
     """Separate mono ``audio`` (:class:`ArrayAudio` or :class:`FileAudio`) into its talkers at ``rate``.
 
     ``rate`` (default: the audio's own) is the estimates' sample rate; 8000
@@ -613,7 +684,9 @@ def separate_audio(separator, audio, num_speakers=None, readout=None, talkers=No
     estimates block by block [K, n]. ``progress`` (default: recordings over
     :data:`PROGRESS_SECONDS` when stderr is a terminal) shows a tqdm bar.
     A silent recording, or one with fewer active bins than ``num_speakers``,
-    is a ``ValueError``. Returns (the sink, :class:`Separation`).
+    is a ``ValueError``. ``prepared``: (the 8 kHz mixture, the network's
+    output) of a short recording from :func:`network_outputs`. Returns (the
+    sink, :class:`Separation`).
     """
     rate = int(rate or audio.rate)
     if rate < 1:
@@ -623,13 +696,16 @@ def separate_audio(separator, audio, num_speakers=None, readout=None, talkers=No
     if progress is None:
         progress = seconds > PROGRESS_SECONDS and sys.stderr.isatty()
     with tempfile.TemporaryDirectory(prefix="speechsep-") as workdir:
-        if audio.length / audio.rate <= SINGLE_PASS_SECONDS:  # one pass, in memory, as it always was
+        precomputed = None
+        if prepared is not None:
+            mixture8, precomputed = prepared
+        elif audio.length / audio.rate <= SINGLE_PASS_SECONDS:  # one pass, in memory, as it always was
             mixture8 = resampled(audio, signal.SAMPLE_RATE)  # [samples at 8 kHz] float32
         else:  # a long recording at 8 kHz stays off the heap (115 MB an hour)
             mixture8 = resampled(audio, signal.SAMPLE_RATE, path=Path(workdir) / "mixture8.f32")
         if isinstance(mixture8, np.ndarray) and len(mixture8) <= SINGLE_PASS_SECONDS * signal.SAMPLE_RATE:
             masks, n_found, chunks = _single_pass(separator, mixture8, num_speakers, readout, estimate_count,
-                                                  talkers, seed)
+                                                  talkers, seed, precomputed)
         else:
             audio8 = mixture8 if isinstance(mixture8, ArrayAudio) else ArrayAudio(mixture8, signal.SAMPLE_RATE)
             masks, n_found, chunks = _chunked(separator, audio8, num_speakers, readout, estimate_count, talkers,

@@ -287,14 +287,16 @@ class Separator:
 
     def separate(self, mixture: np.ndarray, num_sources: int | None = None, readout: str | None = None,
                  seed: int = 0, estimate_count: bool = False, talkers=None,
-                 check_active: bool = False) -> tuple[np.ndarray, Readout]:
+                 check_active: bool = False, output=None) -> tuple[np.ndarray, Readout]:
         """mixture [T] at 8 kHz -> estimates [C, T] float32 (mixture phase) and the readout.
 
         ``estimate_count`` and ``talkers``: see :func:`read_masks`. With
         ``check_active`` (``python -m speechsep separate``) a mixture without
         active bins (digital silence), or with fewer active bins than
         ``num_sources``, is a ``ValueError`` instead of silent or missing
-        estimates.
+        estimates. ``output``: the network's output for this mixture when the
+        caller already ran it (several files in one batch,
+        :func:`speechsep.separation.longform.network_outputs`).
         """
         mixture = np.asarray(mixture, dtype=np.float32)
         if mixture.ndim != 1 or mixture.size == 0:
@@ -310,7 +312,7 @@ class Separator:
             if num_sources is not None and num_sources > found:
                 raise ValueError(f"{num_sources} speakers asked for, but the recording has only {found} active "
                                  "time-frequency bins")
-        output = self.network_output(spectrum)
+        output = self.network_output(spectrum) if output is None else output
         with single_threaded_blas():
             result = read_masks(output, active, self.config, num_sources, readout, seed, estimate_count, talkers)
             return signal.apply_masks(spectrum, result.masks, len(mixture)), result
