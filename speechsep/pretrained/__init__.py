@@ -248,7 +248,7 @@ def load(name_or_dir: str = DEFAULT_MODEL) -> PretrainedModel:
     """Load a shipped model by name (default :data:`DEFAULT_MODEL`) or a training run folder.
 
     TensorFlow's start-up lines are not printed (:func:`speechsep._quiet.quiet_loading`) unless the user set
-    ``TF_CPP_MIN_LOG_LEVEL``; the environment is left as it was.
+    ``TF_CPP_MIN_LOG_LEVEL``; the variables set for that are put back afterwards.
     """
     from speechsep._quiet import quiet_loading
 
