@@ -76,3 +76,23 @@ def test_an_existing_out_is_kept_and_refused_in_one_line(exported, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already exists" in err and "--overwrite" in err
     assert sorted(p.name for p in exported.iterdir()) == before
+
+
+@pytest.mark.slow  # uses trained_runs
+def test_a_run_folder_exports_and_a_mask_network_is_refused_in_one_line(trained_runs, tmp_path, capsys):
+    import tensorflow as tf
+
+    run = trained_runs / "deepclustering"
+    out = tmp_path / "run-savedmodel"
+    assert cli_main(["export", str(run), str(out)]) == 0
+    records, _ = pretrained.regression_mixtures(count=2)
+    loaded = tf.saved_model.load(str(out))
+    model = pretrained.load(run)
+    for record in records:
+        graph = loaded.signatures["serving_default"](waveform=tf.constant(record["mixture"].astype(np.float32)))
+        python = model.separate(record["mixture"], 8000)
+        assert graph["estimates"].shape == python.shape  # the run's own number of talkers
+    with pytest.raises(SystemExit):
+        cli_main(["export", str(trained_runs / "feedforward"), str(tmp_path / "ff")])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "only deep-clustering models" in err and not (tmp_path / "ff").exists()
