@@ -220,3 +220,11 @@ def test_short_files_batched_through_the_network_get_their_own_outputs(shipped_m
         batched, _ = longform.separate_audio(shipped_model.separator, audio, prepared=(mixture8, output))
         single, _ = longform.separate_audio(shipped_model.separator, audio)
         np.testing.assert_allclose(batched.estimates, single.estimates, atol=1e-5)
+
+
+def test_estimates_at_a_third_rate_have_its_length(tmp_path):
+    model = pretrained.load(_band_network(tmp_path / "band"))
+    at_16k = scipy.signal.resample_poly(_two_tone_talkers(1.5).sum(axis=0), 2, 1)
+    estimates = model.separate(at_16k, 16000, num_speakers=2, rate=22050)
+    assert estimates.shape == (2, -(-len(at_16k) * 441 // 320)) and model.last.rate == 22050  # resample_poly's length
+    assert np.all(np.isfinite(estimates)) and np.abs(estimates).max() > 0.01
