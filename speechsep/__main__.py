@@ -105,7 +105,8 @@ def evaluate_command(args) -> dict:
 
 
 def separate_command(args) -> int:
-    """``python -m speechsep separate``: files and folders through :func:`speechsep.separation.longform.separate_audio`."""
+    """``python -m speechsep separate``: files and folders, each through
+    :func:`speechsep.separation.longform.separate_audio`."""
     from speechsep import pretrained
     from speechsep.data.audio import AudioFileError
     from speechsep.separation import files, longform
@@ -125,7 +126,8 @@ def separate_command(args) -> int:
     listed = files.jobs(args.mixtures, args.out)
     if shard is not None:
         listed = files.shard_of(listed, *shard)
-    todo = [job for job in listed if args.overwrite or not job.walked or not longform.is_done(job.folder, job.path.stem)]
+    todo = [job for job in listed
+            if args.overwrite or not job.walked or not longform.is_done(job.folder, job.path.stem)]
     skipped, failures, found = len(listed) - len(todo), 0, {}
     # the next files are opened (a short one decoded whole) in a thread while the network separates these; short
     # recordings go through the network FILES_PER_BATCH at a time (longform.network_outputs)

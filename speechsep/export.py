@@ -89,7 +89,8 @@ def separation_module(model):
             gram = tf.matmul(points, points, transpose_a=True) / n
             ratio = 1.0 / tf.reduce_sum(gram * gram)  # Σλ² of a symmetric matrix is its squared Frobenius norm
             found = 1.0 + tf.floor((ratio - 1.0) / per_talker + 0.5)
-            distance = tf.abs(tf.cast(self.talkers, tf.float32) - found) * 10.0 + tf.cast(self.talkers, tf.float32) / 100.0
+            allowed = tf.cast(self.talkers, tf.float32)
+            distance = tf.abs(allowed - found) * 10.0 + allowed / 100.0
             return tf.gather(self.talkers, tf.argmin(distance))  # nearest allowed count, the smaller on a tie
 
         def _kmeans(self, points, k):
@@ -100,7 +101,8 @@ def separation_module(model):
                 nearest = tf.reduce_max(tf.matmul(points, centers, transpose_b=True), axis=1)
                 centers = tf.concat([centers, tf.gather(points, [tf.argmin(nearest)])], axis=0)
             for _ in range(KMEANS_ITERATIONS):
-                distances = tf.reduce_sum(centers ** 2, axis=1)[None] - 2.0 * tf.matmul(points, centers, transpose_b=True)
+                distances = (tf.reduce_sum(centers ** 2, axis=1)[None]
+                             - 2.0 * tf.matmul(points, centers, transpose_b=True))
                 one_hot = tf.one_hot(tf.argmin(distances, axis=1), k)  # [N, K]
                 counts = tf.reduce_sum(one_hot, axis=0)[:, None]
                 centers = tf.where(counts > 0, tf.matmul(one_hot, points, transpose_a=True) / tf.maximum(counts, 1.0),
@@ -118,7 +120,8 @@ def separation_module(model):
             points = tf.boolean_mask(embeddings, active)  # [N, D]
             step = tf.maximum(1, (tf.shape(points)[0] + MAX_POINTS - 1) // MAX_POINTS)
             points = points[::step]
-            k = tf.where(num_speakers > 0, num_speakers, self._count(points) if counts_in_graph else config.num_speakers)
+            counted = self._count(points) if counts_in_graph else config.num_speakers
+            k = tf.where(num_speakers > 0, num_speakers, counted)
             k = tf.clip_by_value(k, 1, max_talkers)
 
             def masks_of(count):  # [max_talkers, T, F]: the masks of `count` talkers, then zero masks

@@ -159,7 +159,8 @@ def bench_longform(args) -> list[dict]:
     print(f"{'minutes':>8}{'rate':>7}{'peak MB':>9}{'wall s':>8}{'RTF':>7}{'talkers':>8}{'continuity':>12}"
           f"{'SI-SDRi whole':>15}{'clips full band':>17}{'clips 8 kHz band':>18}")
     print(f"{row['minutes']:>8g}{rate:>7}{peak_mb:>9.0f}{wall:>8.1f}{row['rtf']:>7.4f}{len(estimates):>8}"
-          f"{kept:>7}/{total:<4}{row['whole_si_sdri']:>15.2f}{row['clip_si_sdri']:>17.2f}{row['clip_si_sdri_8k']:>18.2f}")
+          f"{kept:>7}/{total:<4}{row['whole_si_sdri']:>15.2f}{row['clip_si_sdri']:>17.2f}"
+          f"{row['clip_si_sdri_8k']:>18.2f}")
     if work_context is not None:
         work_context.cleanup()
     return [row]

@@ -55,7 +55,7 @@ SINGLE_PASS_SECONDS = 30.0
 """Recordings up to this long (at 8 kHz) take one network pass, :meth:`Separator.separate`'s path."""
 CHUNK_FRAMES = 1000  # 8 s of 8 kHz frames: the core of each window whose embeddings are kept
 CONTEXT_FRAMES = 100  # 0.8 s each side of the core: the BLSTM's context, computed and dropped
-BATCH_SIZE = 2  # windows per network call: one long sequence at batch 1 leaves cores idle; 4 took 0.2 GB more
+BATCH_SIZE = 1  # windows per network call: 2 took as long beside a training run and 0.08 GB more (1.07 GB)
 BLOCK_FRAMES = 500  # 8 kHz frames resynthesised per block (4 s; 2000 took 0.13 GB more)
 FILES_PER_BATCH = 8  # short recordings whose network passes share one call (python -m speechsep separate DIR)
 SHORT_BATCH_FRAMES = 4000  # padded frames per such call at most (eight 4 s files, or one 30 s file)
