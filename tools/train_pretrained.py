@@ -887,26 +887,31 @@ def main(argv=None) -> None:
     global NAME
     program_start()  # an entry point: the quiet TensorFlow start-up of the scripts
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", choices=sorted(STARTS_FROM), default=NAME,
-                        help="the shipped model to work on (default %(default)s)")
+    model = argparse.ArgumentParser(add_help=False)  # every command's --name
+    model.add_argument("--name", choices=sorted(STARTS_FROM), default=NAME,
+                       help="the shipped model to work on (default %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("train", help="train (or resume) one stage")
+
+    def add_command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[model], **kwargs)
+
+    command = add_command("train", help="train (or resume) one stage")
     command.add_argument("--stage", type=int, required=True)
     command.add_argument("--minutes", type=float, required=True, help="this stage's wall-clock budget")
     command.add_argument("--snapshot-steps", type=int, default=1000)
     command.add_argument("extra", nargs="*", help="more training-script flags, after --")
-    command = commands.add_parser("stress", help="count the stress set's mixtures and print the count confusion "
+    command = add_command("stress", help="count the stress set's mixtures and print the count confusion "
                                                  "(no separation; --model NAME|RUN_DIR, default the tool's model)")
     command.add_argument("--mixtures", type=int, default=TEST_MIXTURES, help="mixtures per talker count")
     command.add_argument("--model", default=None, help="a shipped model's name or a run folder")
-    command = commands.add_parser("score", help="score the exported model on both samples' test speakers")
+    command = add_command("score", help="score the exported model on both samples' test speakers")
     command.add_argument("--mixtures", type=int, default=TEST_MIXTURES, help="test mixtures per set")
-    commands.add_parser("speed", help="time loading and separating (bench separate) into model.json; "
+    add_command("speed", help="time loading and separating (bench separate) into model.json; "
                                       "run it with nothing else on the CPU")
-    commands.add_parser("card", help="write MODEL_CARD.md and learning_curve.png from model.json and curve.csv")
+    add_command("card", help="write MODEL_CARD.md and learning_curve.png from model.json and curve.csv")
     for name, function in (("curve", "score every snapshot of a stage on validation mixtures"),
                            ("export", "export a finished stage into the package")):
-        command = commands.add_parser(name, help=function)
+        command = add_command(name, help=function)
         command.add_argument("--stage", type=int, required=True)
         if name == "curve":
             command.add_argument("--mixtures", type=int, default=VALID_MIXTURES)
