@@ -24,7 +24,7 @@ class Experiment:
     ``embeddings``, ``separation``) to the PNG file name the script writes.
     ``variants`` maps a comparison row name to the settings it changes.
     ``candidates`` does the same for the recipe candidates: rows measured by
-    ``python -m speechsep.bench quality --candidates`` beside the study's own
+    ``python -m benchmarks quality --candidates`` beside the study's own
     rows, but never part of the study's figure and table.
     ``defaults`` are this experiment's own defaults (:class:`~speechsep.config.ExperimentConfig`
     field names) over the config's field defaults: the recipe choices measured

@@ -14,6 +14,8 @@ from speechsep.data.toy import synthesize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+if str(REPO_ROOT) not in sys.path:  # benchmarks/ sits at the repo root, not installed: tests import it from there
+    sys.path.insert(0, str(REPO_ROOT))
 TIMIT_SAMPLE = SHARED_DATA / "timit-sample"
 LIBRISPEECH_SAMPLE = SHARED_DATA / "librispeech-sample"
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY_DC_ARGS
-from speechsep.bench import quality
-from speechsep.bench.__main__ import main as bench_main
+from benchmarks import quality
+from benchmarks.__main__ import main as bench_main
 from speechsep.config import EMBEDDING_COUNT_METHODS, ExperimentConfig
 from speechsep.data import testset
 from speechsep.experiments import EXPERIMENTS, comparison_rows
@@ -82,7 +82,7 @@ def test_bench_meanshift_counts_speakers_per_setting(trained_runs, capsys):
 
 
 def test_the_gram_spectrum_of_orthogonal_talkers_is_their_share_of_the_bins():
-    from speechsep.bench.meanshift import gram_spectrum_table
+    from benchmarks.meanshift import gram_spectrum_table
 
     rng = np.random.default_rng(0)
     active = np.ones((10, 20), bool)
@@ -101,7 +101,7 @@ def test_the_gram_spectrum_of_orthogonal_talkers_is_their_share_of_the_bins():
 
 
 def test_a_counting_setting_ranks_by_the_targets_it_meets_then_by_its_mean():
-    from speechsep.bench.meanshift import validation_score
+    from benchmarks.meanshift import validation_score
 
     lone_and_pairs = validation_score({1: 1.0, 2: 0.94, 3: 0.0})  # meets K=1 and K=2
     half_everywhere = validation_score({1: 0.9, 2: 0.5, 3: 0.7})  # a higher mean, meets none
@@ -202,8 +202,8 @@ def test_quality_reuse_dc_network_scores_another_readout(trained_runs, toy_datas
 
 
 def test_a_corpus_option_replaces_the_benches_default_corpus():
-    from speechsep.bench import SHARED_SAMPLE
-    from speechsep.bench.__main__ import parse_args
+    from benchmarks import SHARED_SAMPLE
+    from benchmarks.__main__ import parse_args
 
     alone = parse_args(["meanshift", "--model", "m", "--corpus-root", "R"])
     assert (alone.timit, alone.corpus_root) == (None, ["R"])  # R alone, not R beside the TIMIT sample
@@ -215,7 +215,7 @@ def test_a_corpus_option_replaces_the_benches_default_corpus():
 def test_a_runs_own_count_threshold_is_tried_for_its_own_counting_method_only():
     import argparse
 
-    from speechsep.bench.meanshift import count_settings
+    from benchmarks.meanshift import count_settings
     from speechsep.config import ExperimentConfig
 
     args = argparse.Namespace(bandwidths=[0.2], eigen_thresholds=[0.1], directions_per_talker=[1.5],

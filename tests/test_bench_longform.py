@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import speechsep
-from speechsep.bench.__main__ import main as bench_main
+from benchmarks.__main__ import main as bench_main
 
 MINI = Path(speechsep.__file__).parent / "data" / "librispeech-mini"
 

@@ -230,7 +230,7 @@ def write_untrained_run(folder, config: ExperimentConfig):
 
 
 def test_bench_meanshift_scores_the_head_counters_of_a_chimera_network(tmp_path):
-    from speechsep.bench.__main__ import main as bench_main
+    from benchmarks.__main__ import main as bench_main
 
     run = write_untrained_run(tmp_path / "chimera", counting_config(jit_compile=False))
     result = bench_main(["meanshift", "--model", str(run), "--corpus", "toy", "--mixtures", "2",

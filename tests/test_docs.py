@@ -75,7 +75,7 @@ def help_text(command: str) -> str:
         module, words = words[1], words[2:]
         if module == "pytest":
             return ""  # not this project's parser
-        main = importlib.import_module(f"{module}.__main__" if module.startswith("speechsep") else module).main
+        main = importlib.import_module(f"{module}.__main__" if module.startswith(("speechsep", "benchmarks")) else module).main
     else:
         script = REPO_ROOT / words[0]
         assert script.is_file(), f"{words[0]} does not exist"

@@ -28,7 +28,7 @@ LIGHT_MODULES = ("speechsep", "speechsep.cli", "speechsep.config", "speechsep.ex
                  "speechsep.eval.compare", "speechsep.separation.cluster", "speechsep.training.runner",
                  "speechsep.training.script_args", "speechsep.training.experiment_data", "speechsep.training.outputs",
                  "speechsep.training.tf_config", "speechsep.figures.plots",
-                 "speechsep.bench", "speechsep.bench.quality")
+                 "benchmarks", "benchmarks.quality")
 # Modules that import TensorFlow (which sets a few variables of its own, e.g. TF2_BEHAVIOR).
 TENSORFLOW_MODULES = ("speechsep.data.pipeline", "speechsep.nn.models", "speechsep.separation.separator",
                       "speechsep.training.trainer", "speechsep.training.distribute")

@@ -227,14 +227,25 @@ def test_wheel_ships_every_model_file(tmp_path):
                            if p.suffix in (".npz", ".json", ".md", ".png", ".csv"))
     if not shipped_files:
         pytest.skip("no shipped model in this checkout")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO_ROOT), "--no-deps", "--no-build-isolation",
+    # built from a copy of the checkout's files (not ignored ones): a stale build/lib/ must not leak into the wheel
+    import shutil
+
+    source = tmp_path / "source"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                            check=True, capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO_ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("speechsep-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert [f for f in shipped_files if f not in names] == []
     assert wheel.stat().st_size < 30e6, f"the wheel is {wheel.stat().st_size / 1e6:.1f} MB (at most 30 MB)"
-    # the library only: the study's schematics stay beside Pictures/make_pictures.py
+    # the library only: the study's schematics stay beside Pictures/make_pictures.py, the benchmarks in benchmarks/
     assert not [n for n in names if "schematics" in n or not n.startswith(("speechsep/", "speechsep-"))]
+    assert not [n for n in names if "bench" in n.split("/")[-1] or "/bench" in n or n.startswith("benchmarks")]
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import load_script
 from speechsep import signal
-from speechsep.bench import quality
+from benchmarks import quality
 from speechsep.config import ExperimentConfig
 from speechsep.data import pipeline
 from speechsep.data.mixing import MixingConfig, make_mixture

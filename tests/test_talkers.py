@@ -464,7 +464,7 @@ def test_a_tiny_run_trains_on_one_and_two_talkers(tmp_path):
 
 
 def test_bench_separate_times_the_count_of_a_counting_model(tmp_path, capsys):
-    from speechsep.bench.__main__ import main as bench_main
+    from benchmarks.__main__ import main as bench_main
 
     run = _constant_embedding_run(tmp_path / "run")
     rows = bench_main(["separate", "--model", str(run), "--corpus", "toy", "--repeats", "1"])

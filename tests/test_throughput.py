@@ -8,7 +8,7 @@ from speechsep.config import ExperimentConfig
 
 @pytest.mark.parametrize("recurrent", ["fast", "keras"])
 def test_train_step_flops_counts_every_matmul(recurrent):
-    from speechsep.bench.train import train_step_flops
+    from benchmarks.train import train_step_flops
     from speechsep.nn.models import build_model
 
     config = ExperimentConfig(hidden_units=5, num_layers=2, embedding_dim=3, recurrent=recurrent)
@@ -21,7 +21,7 @@ def test_train_step_flops_counts_every_matmul(recurrent):
 
 
 def test_train_step_flops_counts_the_chimera_heads_and_a_timed_step_runs():
-    from speechsep.bench.train import _fixed_batch, train_step_flops
+    from benchmarks.train import _fixed_batch, train_step_flops
     from speechsep.nn.models import build_model
     from speechsep.training.trainer import make_loss
 
@@ -107,7 +107,7 @@ def test_parallel_dynamic_mixing_is_deterministic_from_the_seed():
 
 
 def test_recurrence_time_reports_its_matmul_rate():
-    from speechsep.bench.train import recurrence_time
+    from benchmarks.train import recurrence_time
 
     result = recurrence_time(units=8, batch=4, frames=5, repeats=3)
     flops = 3 * 2.0 * 5 * 2 * 4 * 8 * 32  # forward loop, backward loop and dU of 2 directions

@@ -406,8 +406,9 @@ def speed(args) -> None:
     import datetime
 
     from speechsep import pretrained
-    from speechsep.bench.__main__ import parse_args
-    from speechsep.bench.separate import bench_separate
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ sits at the repo root, not installed
+    from benchmarks.__main__ import parse_args
+    from benchmarks.separate import bench_separate
     from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info
     from speechsep.io import atomic_write_json
 

@@ -138,7 +138,7 @@ def spherical_mean_shift(points, bandwidth=0.1, n_seeds=128, max_iter=50,
     Clusters are numbered by decreasing size.
 
     The defaults (``bandwidth=0.1``, ``min_cluster_fraction=0.1``) were chosen
-    on validation mixtures with ``python -m speechsep.bench meanshift``
+    on validation mixtures with ``python -m benchmarks meanshift``
     (README, Benchmarks); tight, well-trained embeddings may want 0.05.
 
     Parameters

@@ -24,7 +24,7 @@ is a function ``(points [N, D], k_max, seed=0, **params) -> K`` with
   (the silhouette is undefined for one cluster).
 
 The parameters' defaults are starting points, to be chosen on validation
-mixtures (``python -m speechsep.bench meanshift`` prints each method's
+mixtures (``python -m benchmarks meanshift`` prints each method's
 count-confusion matrix). :func:`count_talkers` applies a method to a
 mixture's embeddings [T, F, D].
 """

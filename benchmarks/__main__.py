@@ -1,11 +1,11 @@
-"""``python -m speechsep.bench BENCHMARK``: see :mod:`speechsep.bench`."""
+"""``python -m benchmarks BENCHMARK``: see :mod:`benchmarks`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from speechsep.bench import QUALITY_DIR, SHARED_LIBRISPEECH, SHARED_SAMPLE
+from benchmarks import QUALITY_DIR, SHARED_LIBRISPEECH, SHARED_SAMPLE
 from speechsep.pretrained import DEFAULT_MODEL
 from speechsep.cli import TalkersAction, add_corpus_arguments, program_start, run_guarded
 
@@ -26,11 +26,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of every benchmark (``python -m speechsep.bench BENCHMARK --help``)."""
-    parser = argparse.ArgumentParser(prog="python -m speechsep.bench",
+    """The command line of every benchmark (``python -m benchmarks BENCHMARK --help``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description="Benchmarks: each prints a table of what it measured.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="BENCHMARK",
-                                     help="python -m speechsep.bench BENCHMARK --help lists its options")
+                                     help="python -m benchmarks BENCHMARK --help lists its options")
     data = commands.add_parser("data", help="dataset generation speed and memory")
     _corpus(data)
     data.add_argument("--mixtures", type=int, default=2000, help="mixtures to write (default 2000)")
@@ -152,15 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     program_start()  # the entry point: quiet TensorFlow start-up
     args = parse_args(argv)
-    from speechsep.bench.data import bench_data
-    from speechsep.bench.discovery import bench_discovery
-    from speechsep.bench.longform import bench_longform, bench_shortfiles
-    from speechsep.bench.meanshift import bench_meanshift
-    from speechsep.bench.quality import bench_quality
-    from speechsep.bench.separate import bench_separate
-    from speechsep.bench.softmask import bench_softmask
-    from speechsep.bench.train import bench_train
-    from speechsep.bench.workers import bench_workers
+    from benchmarks.data import bench_data
+    from benchmarks.discovery import bench_discovery
+    from benchmarks.longform import bench_longform, bench_shortfiles
+    from benchmarks.meanshift import bench_meanshift
+    from benchmarks.quality import bench_quality
+    from benchmarks.separate import bench_separate
+    from benchmarks.softmask import bench_softmask
+    from benchmarks.train import bench_train
+    from benchmarks.workers import bench_workers
 
     command = {"data": bench_data, "discovery": bench_discovery, "separate": bench_separate,
                "meanshift": bench_meanshift, "softmask": bench_softmask, "quality": bench_quality,

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from speechsep.bench import SHARED_LIBRISPEECH, SHARED_SAMPLE
+from benchmarks import SHARED_LIBRISPEECH, SHARED_SAMPLE
 from speechsep.hardware import CPU_FLAGS_OF_NOTE, cpu_info, native_bfloat16
 from speechsep.signal import N_BINS
 

@@ -7,8 +7,8 @@ strategy, then ``--strategy multiworker`` with each count of ``--workers``
 on loopback (:mod:`speechsep.launch`). The last row starts one worker of a
 two-worker ``TF_CONFIG`` whose peer never comes up, and times how long it
 takes to fail with a message naming the peer's address (``--join-timeout``).
-Worker mode (one process of a row): ``python -m speechsep.bench.workers
---worker JSON``.
+Worker mode (one process of a row): ``python benchmarks/workers.py
+--worker JSON`` (by path: the benchmarks are not installed, so any folder works).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ RESULT_PREFIX = "bench-workers-result "
 
 
 def _worker_command(settings: dict) -> list[str]:
-    return [sys.executable, "-m", "speechsep.bench.workers", "--worker", json.dumps(settings)]
+    return [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(settings)]
 
 
 def _result(output: str) -> dict:
