@@ -28,7 +28,7 @@ from speechsep.data.mixing import MixingConfig
 from speechsep.data.shards import (DatasetConfig, ShardError, built_with, dataset_summary, read_index,
                                    verify_dataset, write_dataset)
 from speechsep.data.sources import CORPUS_SOURCES, find_corpus
-from speechsep.training.tf_config import LOST_PEER_STATUS, PeerLostError
+from speechsep.errors import LOST_PEER_STATUS, PeerLostError
 
 DEFAULT_CROP_SECONDS = 4.0  # training mixtures: random crops of this length (--crop-seconds)
 
@@ -334,7 +334,7 @@ def exit_lost_peer(error: PeerLostError) -> None:
 def run_guarded(function, *args):
     """Run ``function``; print a user error (bad corpus, shard or value) as one line and exit with status 2.
 
-    For entry points only. A :class:`~speechsep.training.tf_config.PeerLostError`
+    For entry points only. A :class:`~speechsep.errors.PeerLostError`
     ends the process with :func:`exit_lost_peer`.
     """
     try:

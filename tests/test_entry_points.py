@@ -27,7 +27,7 @@ LIGHT_MODULES = ("speechsep", "speechsep.cli", "speechsep.config", "speechsep.ex
                  "speechsep.data.toy", "speechsep.data.testset", "speechsep.eval.metrics", "speechsep.eval.evaluation",
                  "speechsep.eval.compare", "speechsep.separation.cluster", "speechsep.training.runner",
                  "speechsep.training.script_args", "speechsep.training.experiment_data", "speechsep.training.outputs",
-                 "speechsep.training.tf_config", "speechsep.figures.plots",
+                 "speechsep.training.tf_config", "speechsep.errors", "speechsep.figures.plots",
                  "benchmarks", "benchmarks.quality")
 # Modules that import TensorFlow (which sets a few variables of its own, e.g. TF2_BEHAVIOR).
 TENSORFLOW_MODULES = ("speechsep.data.pipeline", "speechsep.nn.models", "speechsep.separation.separator",
@@ -92,12 +92,12 @@ def test_program_start_is_what_quietens_the_entry_points():
 
 
 def test_a_lost_peer_is_an_exception_in_the_library_and_one_line_and_status_3_at_an_entry_point():
-    from speechsep.training.tf_config import LOST_PEER_STATUS, PeerLostError
+    from speechsep.errors import LOST_PEER_STATUS, PeerLostError
 
     assert issubclass(PeerLostError, RuntimeError) and LOST_PEER_STATUS == 3
     program = textwrap.dedent("""
         from speechsep.cli import run_guarded
-        from speechsep.training.tf_config import PeerLostError
+        from speechsep.errors import PeerLostError
 
         def train():
             raise PeerLostError("worker 1 of 2 lost the cluster (worker 0 at 127.0.0.1:1 stopped responding)")

@@ -14,7 +14,7 @@ Under ``multiworker`` every worker runs the same program; only the chief
 writes the run folder. The others read it (to resume) and write their own
 copies into a temporary folder (:func:`worker_dir`) removed at exit, as
 TensorFlow's multi-worker guide recommends. A worker that loses a peer raises
-a :class:`~speechsep.training.tf_config.PeerLostError` naming it
+a :class:`~speechsep.errors.PeerLostError` naming it
 (:func:`lost_peer_error`), which the entry points turn into one line and an
 exit; one whose peers never
 join is stopped by a watchdog naming them (:func:`make_strategy`).
@@ -40,8 +40,8 @@ import tensorflow as tf
 
 from speechsep.config import STRATEGIES
 from speechsep.io import atomic_write_json
-from speechsep.training.tf_config import (LOST_PEER_STATUS, ClusterTask, PeerLostError,  # noqa: F401
-                                          check_strategy_arguments, cluster_task)
+from speechsep.errors import PeerLostError
+from speechsep.training.tf_config import ClusterTask, check_strategy_arguments, cluster_task
 
 JOIN_TIMEOUT = 120.0
 """Seconds a worker waits for the whole cluster to join before it gives up (``--join-timeout``)."""
@@ -267,9 +267,9 @@ def lost_peer_error():
     TensorFlow detects a dead peer within seconds (the coordination service's
     heartbeat) and aborts the collectives, raising an error that names no
     one; this removes the worker folders and raises a
-    :class:`~speechsep.training.tf_config.PeerLostError` whose message names
+    :class:`~speechsep.errors.PeerLostError` whose message names
     the lost task. The entry points print it and exit with
-    :data:`LOST_PEER_STATUS` at once (:func:`speechsep.cli.run_guarded`),
+    :data:`~speechsep.errors.LOST_PEER_STATUS` at once (:func:`speechsep.cli.run_guarded`),
     because the process may take minutes to shut down. Outside a cluster it
     does nothing.
     """

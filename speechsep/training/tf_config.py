@@ -8,8 +8,7 @@ Every worker of ``--strategy multiworker`` runs the same command with its own
 
 Worker 0 is the chief (or the one ``"chief"`` task, if the cluster has one).
 This module reads and checks ``TF_CONFIG`` before TensorFlow loads, so a bad
-one is a one-line error, names the error of a lost peer (:class:`PeerLostError`),
-and holds the start-up watchdog: a worker whose
+one is a one-line error, and holds the start-up watchdog: a worker whose
 peers never join is stopped with a message naming their addresses (run as
 ``python -m speechsep.training.tf_config --watch PID SECONDS PEERS``, a separate
 process, because creating the strategy blocks inside TensorFlow's C++ code).
@@ -27,19 +26,6 @@ import time
 from typing import Mapping, Sequence
 
 JOBS = ("chief", "worker")  # the task types MultiWorkerMirroredStrategy trains with
-LOST_PEER_STATUS = 3
-"""Exit status of a worker that lost a peer during training (:class:`PeerLostError`)."""
-
-
-class PeerLostError(RuntimeError):
-    """A worker of a multi-worker run lost a peer mid-training; the message names the lost task.
-
-    Raised by :func:`speechsep.training.distribute.lost_peer_error`. Entry
-    points (:func:`speechsep.cli.run_guarded`, the scripts' error hook) print
-    it as one ``error: ...`` line and end the process at once with
-    :data:`LOST_PEER_STATUS`: after a lost peer TensorFlow may take minutes to
-    shut down.
-    """
 
 
 @dataclasses.dataclass(frozen=True)
