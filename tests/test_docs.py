@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO_ROOT, load_script
 
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+LAB_PAGES = sorted((REPO_ROOT / "docs" / "lab").glob("*.md"))  # dated notes: links checked, commands kept as run
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"`(python [^`]+)`")
@@ -43,7 +44,7 @@ def test_there_is_documentation_to_check():
     assert len((REPO_ROOT / "README.md").read_text().splitlines()) <= 250  # a front door, not a notebook
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+@pytest.mark.parametrize("page", PAGES + LAB_PAGES, ids=lambda page: page.relative_to(REPO_ROOT).as_posix())
 def test_every_relative_link_and_image_resolves(page):
     for link in links(page):
         if re.match(r"^[a-z]+:", link):  # http(s), mailto: not checked offline
@@ -114,3 +115,17 @@ def test_the_command_check_catches_an_unknown_flag_and_script():
         help_text("python -m speechsep evaluate|nosuchcommand")
     helps = help_text("python -m speechsep report RUN")
     assert "--mixtures" in helps and "--no-such-flag" not in helps
+
+
+def test_the_readme_opens_with_installing_and_separating():
+    """What the kit is, the install, separating a recording within the first screen, then the experiments;
+    the lab's business (issues, stages of work, targets) stays in docs/lab/."""
+    text = (REPO_ROOT / "README.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    order = ["## Install", "## Separate a recording", "## Set-up: two commands on a fresh machine",
+             "## The experiments", "## Results", "## Documentation"]
+    assert [h for h in headings if h in order] == order
+    assert text.splitlines().index("## Separate a recording") < 30
+    assert not re.findall(r"\b(?:issues?|stages?|targets?)\b", text, re.I)
+    assert "python -m pytest -q\n" in text  # the test command .ci/run runs
+    assert (REPO_ROOT / "docs" / "lab" / "README.md").exists() and text.count("(docs/lab/README.md)") == 1
