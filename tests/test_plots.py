@@ -178,6 +178,17 @@ def test_plot_waveforms_three_sources_and_bad_input(scene):
         plots.plot_waveforms(scene["mixture"], scene["references"], scene["estimates"], [1.0])
 
 
+def test_plot_waveforms_in_sdri_beside_the_mixtures_own_score(scene):
+    figure = plots.plot_waveforms(scene["mixture"], scene["references"], scene["estimates"], [12.5, 3.0],
+                                  mixture_sdr_db=[0.5, -1.0])
+    titles = [ax.get_title(loc="left") for ax in figure.axes]
+    assert titles[1].startswith("source 1: SDRi = 12.00 dB") and "0.50 dB" in titles[1] and "12.50 dB" in titles[1]
+    assert titles[2].startswith("source 2: SDRi = 4.00 dB") and "-1.00 dB" in titles[2]
+    with pytest.raises(ValueError, match="mixture SDR"):
+        plots.plot_waveforms(scene["mixture"], scene["references"], scene["estimates"], [1.0, 2.0],
+                             mixture_sdr_db=[0.0])
+
+
 def test_plot_waveforms_renders(scene, tmp_path):
     figure = plots.plot_waveforms(scene["mixture"], scene["references"], scene["estimates"], [10.0, 9.0])
     assert_nontrivial_png(plots.save_figure(figure, tmp_path / "waveforms.png"))

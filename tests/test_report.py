@@ -22,7 +22,8 @@ import pytest
 import soundfile
 
 from speechsep.__main__ import main as speechsep_main
-from speechsep.report.build import pick_mixtures
+from speechsep.report.build import applied_settings, pick_mixtures, strategy_label
+from speechsep.report.page import Audio, Card, Mixture, Page, RunFacts, render
 
 PROBE = """
 (function () {
@@ -167,6 +168,46 @@ def test_pick_mixtures_takes_the_best_then_the_worst_of_each_pair_type():
     assert sorted(pick_mixtures(rows, 100)) == list(range(len(rows)))  # never more than there are
 
 
+def test_settings_shown_are_the_ones_the_run_used():
+    from speechsep.config import ExperimentConfig
+
+    kmeans = applied_settings(ExperimentConfig.for_experiment("deepclustering").to_json())
+    assert kmeans["readout"] == "kmeans" and "embedding_dim" in kmeans
+    for unused in ("count_method", "count_threshold", "meanshift_bandwidth", "mask_loss", "count_loss_weight"):
+        assert unused not in kmeans  # a two-talker k-means run neither counts nor runs mean-shift
+    assert all(value is not None for value in kmeans.values())
+    meanshift = applied_settings(ExperimentConfig.for_experiment("meanshift").to_json())
+    assert meanshift["readout"] == "meanshift" and "count_method" not in meanshift
+    counting = applied_settings(ExperimentConfig.for_experiment(
+        "deepclustering", talkers=(1, 2, 3), count_method="participation", count_threshold=2.4).to_json())
+    assert counting["count_method"] == "participation" and counting["count_threshold"] == 2.4
+    assert "meanshift_bandwidth" not in counting
+    mask = applied_settings(ExperimentConfig.for_experiment("feedforward").to_json())
+    assert not {"embedding_dim", "dc_loss", "soft_mask_beta", "count_method"} & set(mask)
+
+
+def test_strategy_is_named_as_the_flag_not_tensorflows_class():
+    record = {"strategy": "_DefaultDistributionStrategy"}
+    assert strategy_label(record, {"strategy": "default"}).startswith("default")
+    assert strategy_label(record, {}) == "DefaultDistribution"
+    assert strategy_label({}, {}) is None
+
+
+def test_page_explains_its_tables_and_opens_every_figure_full_size():
+    summary = {"overall": {"mixtures": 3, "sdr_improvement": {"mean": 5.0, "std": 1.0}},
+               "by_pair_type": {"female-male": {"mixtures": 1, "sdr_improvement": {"mean": 5.5}}}}
+    card = Card("run", [Audio("estimate 1", "a.wav")], {"sdr_improvement": 5.5}, [("spectrograms", "mix0/run.png")])
+    page = Page("t", ["intro"], {"run": summary}, "assets/comparison.png", [], [("pair_type", "pair", None)],
+                [{"label": "0", "order": 0, "anchor": "mix-0", "pair_type": "FM"}], [Mixture("mix-0", "m", "f", [card])],
+                [RunFacts("run", "/runs/run", [("strategy", "default")], {"readout": "kmeans"}, "curve.png")])
+    text = render(page)
+    assert "5.50 (n=1)" in text and "their number after n=" in text  # what "(n=1)" in a pair column means
+    assert "FF female-female" in text and "ideal binary mask" in text
+    images = re.findall(r"(<a href='([^']+)' title='open full size'>)?<img src='([^']+)'", text)
+    assert len(images) == 3 and all(link == src for _, link, src in images)  # comparison, spectrograms, curve
+    assert "Click a figure to open it full size" in text
+
+
 def fake_run(folder: Path, test_speakers=("A", "B"), seed=0) -> Path:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"seed": seed, "num_speakers": 2}))
@@ -222,6 +263,9 @@ def test_report_page_holds_every_run_mixture_and_player_beside_it(report):
         info = soundfile.info(str(report.parent / source))
         assert info.samplerate == 8000 and info.channels == 1 and info.frames > 0
     assert "optimizer steps" in text and "config.json" in text  # each run's facts and config
+    assert "_DefaultDistributionStrategy" not in text and "Strategy" not in text  # no TensorFlow class names
+    assert '"meanshift"' not in text  # a k-means run that never counts shows no counting method
+    assert "</a>" in text and not re.findall(r"(?<!title='open full size'>)<img ", text)  # every image links
 
 
 @pytest.mark.slow  # uses trained_runs
@@ -238,6 +282,7 @@ def test_report_of_a_run_without_checkpoint_says_so_and_renders_the_rest(trained
     assert "no best.keras or last.keras checkpoint" in text and "no checkpoint" in text
     assert len(links.audio) == 1 + 2 + 2  # the mixture, its references and the one loaded run's estimates
     assert "<td class=text>feedforward</td>" in text  # its row, from its own results.json
+    assert "<td class=text>oracle ibm</td>" in text and "oracle irm" not in text  # the reference row by default
 
 
 @pytest.mark.slow  # uses trained_runs
@@ -248,6 +293,12 @@ def test_every_training_run_writes_a_report_page_with_players(trained_runs):
         assert sorted(links.audio) == ["wavs/mixture.wav", "wavs/source1_estimate.wav", "wavs/source1_reference.wav",
                                        "wavs/source2_estimate.wav", "wavs/source2_reference.wav"]
         assert "report-spectrograms.png" in links.links and "report-curve.png" in links.links
+        text = page.read_text()
+        mixtures = json.loads((trained_runs / name / "results.json").read_text())["overall"]["mixtures"]
+        assert mixtures > 1 and text.count("<tr><td class=text data-value=") == mixtures  # a row per mixture
+        assert len(re.findall(r"<a href='#mix-\d+'>", text)) == 1  # the one with players links to them
+        assert "<td class=text>oracle ibm</td>" in text  # the reference row
+        assert "Strategy" not in text
 
 
 @pytest.mark.slow  # uses trained_runs

@@ -76,10 +76,11 @@ def bar_rows(summaries: dict[str, dict], study_ordered: bool = True) -> list[dic
     return rows
 
 
-def oracle_summaries(records: list[dict]) -> dict[str, dict]:
-    """The oracle rows (IBM, IRM, unprocessed mixture) on ``records``."""
+def oracle_summaries(records: list[dict], kinds=evaluation.ORACLES) -> dict[str, dict]:
+    """The oracle rows on ``records``, ``{"oracle KIND": summary}`` for each of ``kinds`` (default all of
+    :data:`~speechsep.eval.evaluation.ORACLES`: IBM, IRM, unprocessed mixture)."""
     return {f"oracle {kind}": evaluation.summarise(evaluation.evaluate_records(records, evaluation.oracle_separate(kind)))
-            for kind in evaluation.ORACLES}
+            for kind in kinds}
 
 
 def pretrained_row_name(name: str) -> str:

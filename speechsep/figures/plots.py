@@ -198,7 +198,7 @@ def _format_db(value) -> str:
 
 
 def plot_waveforms(mixture, references, estimates, sdr_db: Sequence[float], sample_rate: int = SAMPLE_RATE,
-                   title: str = "") -> Figure:
+                   title: str = "", mixture_sdr_db: Sequence[float] | None = None) -> Figure:
     """Mixture on top, then one row per source with its reference and estimate overlaid.
 
     Parameters
@@ -207,6 +207,9 @@ def plot_waveforms(mixture, references, estimates, sdr_db: Sequence[float], samp
     references, estimates : arrays [C, T]
     sdr_db : sequence of C floats, SDR (dB) of each estimate, shown in the row titles.
     sample_rate : Hz, for the time axis in seconds.
+    mixture_sdr_db : sequence of C floats, SDR (dB) of the unprocessed mixture against each
+        reference. Given, each row's title leads with the improvement (SDRi = SDR − the
+        mixture's), the number the listening report shows, with both scores beside it.
 
     Returns a Figure with ``C + 1`` axes sharing the time axis.
     """
@@ -222,6 +225,10 @@ def plot_waveforms(mixture, references, estimates, sdr_db: Sequence[float], samp
         raise ValueError(f"plot_waveforms: expected {n_sources} SDR values, got {sdr_db.shape[0]}")
     if sample_rate <= 0:
         raise ValueError(f"plot_waveforms: sample_rate must be positive, got {sample_rate}")
+    if mixture_sdr_db is not None:
+        mixture_sdr_db = np.asarray(list(mixture_sdr_db), dtype=np.float64).reshape(-1)
+        if mixture_sdr_db.shape[0] != n_sources:
+            raise ValueError(f"plot_waveforms: expected {n_sources} mixture SDR values, got {mixture_sdr_db.shape[0]}")
 
     figure = _new_figure(11.0, 1.2 + 1.75 * (n_sources + 1))
     axes = np.atleast_1d(figure.subplots(n_sources + 1, 1, sharex=True, squeeze=False)[:, 0])
@@ -238,7 +245,13 @@ def plot_waveforms(mixture, references, estimates, sdr_db: Sequence[float], samp
         ax.plot(seconds(references[source]), references[source], color="0.7", linewidth=1.4, label="reference")
         ax.plot(seconds(estimates[source]), estimates[source], color=speaker_color(source), linewidth=0.6,
                 alpha=0.9, label="estimate")
-        ax.set_title(f"source {source + 1}: SDR = {_format_db(sdr_db[source])}", loc="left")
+        if mixture_sdr_db is None:
+            ax.set_title(f"source {source + 1}: SDR = {_format_db(sdr_db[source])}", loc="left")
+        else:
+            improvement = sdr_db[source] - mixture_sdr_db[source]
+            ax.set_title(f"source {source + 1}: SDRi = {_format_db(improvement)} (estimate SDR "
+                         f"{_format_db(sdr_db[source])}, the mixture's own {_format_db(mixture_sdr_db[source])})",
+                         loc="left")
         legend = ax.legend(loc="upper right", fontsize="small", ncols=2, framealpha=0.9)
         for handle in legend.get_lines():
             handle.set_linewidth(2.0)

@@ -32,6 +32,15 @@ REPORT_PAGE = "index.html"
 RUN_PAGE = "report.html"
 ASSETS = "assets"
 SHORT_PAIR = {"female-female": "FF", "male-male": "MM", "female-male": "FM"}
+# what each --strategy means, shown instead of TensorFlow's class name (run.json's "strategy")
+STRATEGY_LABELS = {"default": "default (one process, TensorFlow's default placement)",
+                   "mirrored": "mirrored (every local device)", "multiworker": "multiworker (several processes)",
+                   "cpu": "cpu (one CPU device)"}
+REFERENCE_ORACLE = "ibm"  # the reference row every report carries: the oracle ideal binary mask
+# config fields of a deep-clustering network alone (a mask network has none of them)
+DC_ONLY_FIELDS = ("embedding_dim", "dc_loss", "mask_head", "mask_loss", "mask_loss_weight", "count_head",
+                  "count_loss_weight", "freeze_stack", "soft_mask_beta", "meanshift_bandwidth", "count_method",
+                  "count_threshold")
 
 
 @dataclasses.dataclass
@@ -73,6 +82,43 @@ def load_model(name: str) -> RunInfo:
     if not source.shipped:
         return load_run(source.folder)
     return RunInfo(source.folder, source.name, source.config.to_json(), {}, source.info, model=source.name)
+
+
+def applied_settings(config: dict) -> dict:
+    """The fields of a ``config.json`` dict that the run actually used, for the page.
+
+    Dropped: unset fields (``None``); the deep-clustering fields of a mask
+    network; the mask head's loss without a mask head, the count head's weight
+    without a count head; the counting method and threshold of a model trained
+    on one talker count (it never counts), and the mean-shift bandwidth where
+    neither the readout nor the counting is mean-shift.
+    """
+    applied = {key: value for key, value in config.items() if value is not None}
+    if config.get("model", "dc") != "dc":
+        for key in DC_ONLY_FIELDS:
+            applied.pop(key, None)
+    if not config.get("mask_head"):
+        applied.pop("mask_loss", None)
+        applied.pop("mask_loss_weight", None)
+    if not config.get("count_head"):
+        applied.pop("count_loss_weight", None)
+    counts = len(set(config.get("talkers") or ())) > 1
+    if not counts:
+        applied.pop("count_method", None)
+        applied.pop("count_threshold", None)
+    uses_meanshift = config.get("readout") == "meanshift" or (counts and config.get("count_method") == "meanshift")
+    if not uses_meanshift:
+        applied.pop("meanshift_bandwidth", None)
+    return applied
+
+
+def strategy_label(record: dict, config: dict) -> str | None:
+    """The distribution strategy of a run in the words of ``--strategy`` (not TensorFlow's class name)."""
+    name = config.get("strategy")
+    if name in STRATEGY_LABELS:
+        return STRATEGY_LABELS[name]
+    recorded = record.get("strategy")
+    return re.sub(r"^_+|Strategy$", "", recorded) if recorded else None
 
 
 def _corpus_name(run: RunInfo):
@@ -196,8 +242,9 @@ def mixture_facts(record: dict, index: int | None = None) -> str:
     return f"{head}{speakers}, {pair_type(record['sexes'])}, {seconds:.1f} s"
 
 
-def run_facts(run_dir: Path, record: dict, results: dict) -> list[tuple[str, str]]:
-    """The ``run.json`` facts shown for a run: steps, minutes, epochs, CPU, data."""
+def run_facts(run_dir: Path, record: dict, results: dict, config: dict | None = None) -> list[tuple[str, str]]:
+    """The ``run.json`` facts shown for a run: steps, minutes, epochs, CPU, strategy (``config``'s
+    ``--strategy``), data."""
     facts = []
     if results.get("title"):
         facts.append(("experiment", f"{results.get('experiment', '')}: {results['title']}"))
@@ -212,8 +259,10 @@ def run_facts(run_dir: Path, record: dict, results: dict) -> list[tuple[str, str
                    for s in record.get("sessions") or () if s.get("cpu")})
     if cpus:  # every session's CPU (run.json records it per session)
         facts.append(("CPU", "; ".join(cpus)))
-    for key, label in (("strategy", "strategy"), ("tensorflow", "TensorFlow"),
-                       ("started", "started"), ("git_commit", "git commit")):
+    strategy = strategy_label(record, config if config is not None else results.get("config") or {})
+    if strategy:
+        facts.append(("strategy", strategy))
+    for key, label in (("tensorflow", "TensorFlow"), ("started", "started"), ("git_commit", "git commit")):
         if record.get(key):
             facts.append((label, str(record[key])))
     data = record.get("data") or {}
@@ -260,7 +309,8 @@ def write_report(runs: list[RunInfo], out, test, mixtures: int = 6, oracles: boo
 
     A run whose checkpoint cannot be loaded keeps its ``results.json`` row, and
     its section and cards say why it has no estimates. ``oracles`` adds the
-    oracle IBM/IRM/mixture rows. Returns the page's path.
+    oracle IBM/IRM/mixture rows; without it the oracle IBM is the one reference
+    row. Returns the page's path.
     """
     from speechsep.eval import compare, evaluation
     from speechsep.figures import plots
@@ -288,8 +338,8 @@ def write_report(runs: list[RunInfo], out, test, mixtures: int = 6, oracles: boo
         print(f"evaluating {run.name} ({run.path}) on {len(records)} mixtures...", flush=True)
         rows[run.name] = evaluation.evaluate_records(records, evaluation.model_separate(separators[run.name]))
         summaries[run.name] = evaluation.summarise(rows[run.name])
-    if oracles:
-        summaries.update(compare.oracle_summaries(records))
+    # the reference row: the oracle IBM always (the ceiling of a binary-mask method), every oracle with ``oracles``
+    summaries.update(compare.oracle_summaries(records, evaluation.ORACLES if oracles else (REFERENCE_ORACLE,)))
     listed = sorted({str(s) for s in runs[0].results.get("test_speakers") or []})
     if listed and listed != sorted(map(str, test.speakers)):
         notes.append(f"These test mixtures use speakers {', '.join(map(str, test.speakers))}; the runs' "
@@ -329,8 +379,9 @@ def write_report(runs: list[RunInfo], out, test, mixtures: int = 6, oracles: boo
     for run in runs:
         curve = _curve(run.record.get("history") or {}, assets / f"{slug(run.name)}-curve.png",
                        f"{run.name}: training")
-        run_sections.append(RunFacts(run.name, str(run.path), run_facts(run.path, run.record, run.results),
-                                     run.config, _relative(curve, out) if curve else None, problems.get(run.name)))
+        run_sections.append(RunFacts(run.name, str(run.path), run_facts(run.path, run.record, run.results, run.config),
+                                     applied_settings(run.config), _relative(curve, out) if curve else None,
+                                     problems.get(run.name)))
     intro = [f"{len(runs)} run(s) on {test.description}. Every row of the comparison is evaluated here on these "
              f"{len(records)} mixtures (a run without a checkpoint keeps its own results.json row).",
              f"Shown below: {len(shown)} mixtures ({', '.join(sorted(pairs))}), for each pair type the best and "
@@ -402,15 +453,21 @@ def _mixture_view(index, record, runs, separators, rows, problems, folder: Path,
 # ----------------------------------------------------------------------------- one run's own page
 
 
-def write_run_page(out_dir, experiment, results: dict, example, history: dict, figures=()) -> Path:
+def write_run_page(out_dir, experiment, results: dict, example, history: dict, figures=(),
+                   rows: list[dict] | None = None, reference_rows: dict | None = None) -> Path:
     """``out_dir/report.html`` of a finished training run, from what its figures step already made.
 
     ``example``: the :class:`speechsep.training.outputs.Example` (one test
     mixture: its ``record``, aligned ``estimates`` [C, T] and ``masks`` [C, T, F],
     and the written ``files``, wavs under ``out_dir/wavs/``); ``results``: the
     run's ``results.json`` dict; ``figures``: the PNGs to show beside the
-    players. Adds one figure (``report-spectrograms.png``) and scores the one
-    mixture; nothing else is evaluated.
+    players; ``rows``: the per-mixture rows of the run's evaluation
+    (:func:`speechsep.eval.evaluation.score_record`, the example first), one
+    row each in the sortable table (without them, the example's row alone);
+    ``reference_rows``: ``{row name: summary}`` rows shown under the run's in the
+    comparison (e.g. the oracle IBM on the same mixtures). Adds one figure
+    (``report-spectrograms.png``) and scores the one mixture; nothing else is
+    evaluated.
     """
     from speechsep.eval import evaluation
 
@@ -451,19 +508,23 @@ def write_run_page(out_dir, experiment, results: dict, example, history: dict, f
                       + ([Card("the run's figures of this mixture", [], images=extra)] if extra else []))
     columns = [("pair_type", "pair", None), ("speakers", "speakers", None)]
     columns += [(key, head, digits) for key, head, digits in MIXTURE_METRICS]
-    table = [{"label": "0", "order": 0, "anchor": "mix-0", "pair_type": SHORT_PAIR.get(row["pair_type"]),
-              "speakers": row["speakers"], **{key: row.get(key) for key, _, _ in MIXTURE_METRICS}}]
+    table = [{"label": str(index), "order": index, "anchor": "mix-0" if index == 0 else None,
+              "pair_type": SHORT_PAIR.get(each["pair_type"], each["pair_type"]), "speakers": each["speakers"],
+              **{key: each.get(key) for key, _, _ in MIXTURE_METRICS}}
+             for index, each in enumerate(rows or [row])]
     summary = {key: results[key] for key in ("overall", "by_pair_type") if key in results}
     curve = _curve(history or run_record.get("history") or {}, out_dir / "report-curve.png",
                    f"{experiment.name}: training")
-    facts = RunFacts(experiment.name, str(out_dir), run_facts(out_dir, run_record, results),
-                     results.get("config") or {}, _relative(curve, out_dir) if curve else None)
+    config = results.get("config") or {}
+    facts = RunFacts(experiment.name, str(out_dir), run_facts(out_dir, run_record, results, config),
+                     applied_settings(config), _relative(curve, out_dir) if curve else None)
     mixtures = (summary.get("overall") or {}).get("mixtures", "?")
     intro = [f"{experiment.title}: the run's own evaluation on {mixtures} test mixtures of speakers it never "
-             "heard (results.json), and one of those mixtures to listen to. For several runs side by side: "
+             f"heard (results.json){' beside ' + ', '.join(reference_rows) + ' on the same mixtures' if reference_rows else ''}"
+             ", every mixture's scores, and the first mixture to listen to. For several runs side by side: "
              f"python -m speechsep report {out_dir} OTHER_RUN ..."]
-    page = Page(f"{experiment.name}: listening report", intro, {experiment.name: summary}, None, notes, columns,
-                table, [mixture], [facts])
+    page = Page(f"{experiment.name}: listening report", intro, {experiment.name: summary, **(reference_rows or {})},
+                None, notes, columns, table, [mixture], [facts])
     path = out_dir / RUN_PAGE
     atomic_write_text(path, render(page))
     return path

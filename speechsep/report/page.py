@@ -22,6 +22,16 @@ PAIR_TYPES = ("female-female", "male-male", "female-male")
 SUMMARY_COLUMNS = (("snr_improvement", "SNRi (dB)", 2), ("si_sdr_improvement", "SI-SDRi (dB)", 2),
                    ("sdr_improvement", "SDRi (dB)", 2), ("stoi_improvement", "STOIi", 3),
                    ("accuracy_fixed", "acc fixed", 3), ("accuracy_pit", "acc PIT", 3))
+SUMMARY_LEGEND = ("Each cell is the mean ± standard deviation over the mixtures. SNRi, SI-SDRi and SDRi: how much "
+                  "the estimates improve on the unprocessed mixture, in dB (higher is better); STOIi: the same for "
+                  "intelligibility (STOI, 0 to 1); acc fixed and acc PIT: the share of active time-frequency bins "
+                  "given to the right talker, in the references' order and in the best order. SDRi female-female, "
+                  "male-male, female-male: the mean SDRi over the mixtures of that pair of voices, their number "
+                  "after n=. Oracle rows separate with masks computed from the references (ibm: the ideal binary "
+                  "mask, the ceiling of a binary-mask method; irm: the ideal ratio mask; mixture: no separation).")
+MIXTURE_LEGEND = ("pair: FF female-female, MM male-male, FM female-male. For each run, SDRi and SI-SDRi are its "
+                  "improvement on that mixture in dB, STOIi in STOI. Click a column heading to sort; a linked "
+                  "mixture has players below.")
 # (per-mixture row key, heading, digits) shown for each run of a mixture
 MIXTURE_METRICS = (("sdr_improvement", "SDRi", 2), ("si_sdr_improvement", "SI-SDRi", 2),
                    ("stoi_improvement", "STOIi", 3))
@@ -61,7 +71,8 @@ table.sortable thead th::after { content: " \\2195"; color: #999; }
 table.sortable thead th[aria-sort=ascending]::after { content: " \\2191"; color: #000; }
 table.sortable thead th[aria-sort=descending]::after { content: " \\2193"; color: #000; }
 .scroll { overflow-x: auto; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 1em; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 1em; }
+.legend { font-size: 0.85em; color: #444; max-width: 70em; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.6em 0.8em; background: #fafafa; }
 .card h4 { margin: 0 0 0.4em; }
 .player { display: flex; align-items: center; gap: 0.5em; margin: 0.2em 0; }
@@ -111,8 +122,9 @@ class Mixture:
 
 @dataclasses.dataclass
 class RunFacts:
-    """One run's section: ``facts`` ``[(label, text)]`` (steps, minutes, data...), its config
-    (the ``config.json`` dict), the training-curve figure's href, and a problem to show."""
+    """One run's section: ``facts`` ``[(label, text)]`` (steps, minutes, data...), its settings
+    (the ``config.json`` fields it used: :func:`speechsep.report.build.applied_settings`), the
+    training-curve figure's href, and a problem to show."""
 
     name: str
     path: str
@@ -173,7 +185,7 @@ def summary_table(summaries: dict) -> str:
         for pair in PAIR_TYPES:
             block = summary.get("by_pair_type", {}).get(pair)
             value = None if block is None else _mean(block, "sdr_improvement")
-            count = "" if block is None else f" ({block.get('mixtures')})"
+            count = "" if block is None else f" (n={block.get('mixtures')})"
             cells.append(f"<td>{_number(value)}{_e(count) if value is not None else ''}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     lines.append("</tbody></table></div>")
@@ -216,10 +228,14 @@ def _card(card: Card) -> str:
         else:
             parts.append(f"<div class=player><span>{_e(audio.label)}</span>"
                          f"<audio controls preload=metadata src='{_e(audio.href)}'></audio></div>")
-    for alt, href in card.images:
-        parts.append(f"<a href='{_e(href)}'><img src='{_e(href)}' alt='{_e(alt)}' loading=lazy></a>")
+    parts += [_image(href, alt) for alt, href in card.images]
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _image(href: str, alt: str) -> str:
+    """A figure that opens full size: the image linked to its own PNG."""
+    return f"<a href='{_e(href)}' title='open full size'><img src='{_e(href)}' alt='{_e(alt)}' loading=lazy></a>"
 
 
 def _config_table(config: dict) -> str:
@@ -238,15 +254,16 @@ def render(page: Page) -> str:
     out += [f"<div class=note>{_e(text)}</div>" for text in page.notes]
     out.append("<h2 id=comparison>Comparison</h2>")
     out.append(summary_table(page.summaries))
-    out.append(f"<p><small>{_e(SILENT_BIN_NOTE)}.</small></p>")
+    out.append(f"<p class=legend>{_e(SUMMARY_LEGEND)} {_e(SILENT_BIN_NOTE)}.</p>")
     if page.figure:
-        out.append(f"<img src='{_e(page.figure)}' alt='improvement over the mixture per method'>")
+        out.append(_image(page.figure, "improvement over the mixture per method"))
     if page.table_rows:
-        out.append("<h2 id=mixtures>Per mixture</h2><p>Click a column heading to sort; "
-                   "a linked mixture has players below.</p>")
+        out.append(f"<h2 id=mixtures>Per mixture</h2><p class=legend>{_e(MIXTURE_LEGEND)}</p>")
         out.append(mixture_table(page.table_columns, page.table_rows))
     if page.mixtures:
-        out.append("<h2 id=listen>Listen</h2>")
+        out.append("<h2 id=listen>Listen</h2><p class=legend>Estimates are ordered to match the references. "
+                   "Spectrograms: time across, frequency up (0 to 4 kHz); masks: the share of each bin given to "
+                   "that estimate. Click a figure to open it full size.</p>")
     for mixture in page.mixtures:
         out.append(f"<section id='{_e(mixture.anchor)}'><h3>{_e(mixture.title)}</h3><p>{_e(mixture.facts)}</p>"
                    "<div class=cards>")
@@ -262,9 +279,10 @@ def render(page: Page) -> str:
             out.append("<table><tbody>" + "".join(f"<tr><td>{_e(k)}</td><td class=text>{_e(v)}</td></tr>"
                                                   for k, v in run.facts) + "</tbody></table>")
         if run.curve:
-            out.append(f"<img src='{_e(run.curve)}' alt='{_e(run.name)}: loss and PIT accuracy per epoch'>")
+            out.append(_image(run.curve, f"{run.name}: loss and PIT accuracy per epoch"))
         if run.config:
-            out.append(f"<details><summary>config.json</summary>{_config_table(run.config)}</details>")
+            out.append("<details><summary>settings (config.json: the fields this run used)</summary>"
+                       f"{_config_table(run.config)}</details>")
         out.append("</section>")
     out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"

@@ -52,6 +52,9 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
     order = [int(i) for i in order]
     estimates = estimates[order]
     sdr = [float(value) for value in sdr]
+    # the mixture's own SDR against each reference: the baseline of the SDRi the report shows for this mixture
+    mixture_sdr = [float(value) for value in metrics.bss_eval(references, np.repeat(
+        np.asarray(record["mixture"], np.float32)[None, :references.shape[1]], count, axis=0))[0]]
     wav_dir = out / "wavs"
     wav_dir.mkdir(parents=True, exist_ok=True)
     written = [wav_dir / "mixture.wav"]
@@ -72,7 +75,10 @@ def write_example(out: Path, experiment: Experiment, separator, record: dict, hi
         "ibm": lambda: plots.plot_masks(log_magnitude, (record["ibm"] == 0).astype(np.float32), masks[0],
                                         active, title=f"{experiment.title}: masks for source 1 (test mixture)"),
         "wav": lambda: plots.plot_waveforms(record["mixture"], references, estimates, sdr, signal.SAMPLE_RATE,
-                                            title=f"{experiment.title}: BSS Eval SDR of each estimate (test mixture)"),
+                                            title=f"{experiment.title}: SDR improvement of each estimate over the "
+                                                  f"mixture (test mixture, mean SDRi "
+                                                  f"{np.mean(np.subtract(sdr, mixture_sdr)):.2f} dB)",
+                                            mixture_sdr_db=mixture_sdr),
         "accuracy": lambda: plots.plot_accuracy(history, prefix_title=experiment.title, events=events),
         "loss": lambda: plots.plot_history(history, [("loss", "train"), ("val_loss", "validation")],
                                            title=f"{experiment.title}: {loss_title}", ylabel="loss", events=events),

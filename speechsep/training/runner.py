@@ -79,6 +79,7 @@ class ExperimentRun:
         self.history: dict | None = None
         self.separator = None
         self.results: dict | None = None
+        self.rows: list[dict] | None = None  # the per-mixture rows of evaluate() (evaluation.score_record)
         self.example: Example | None = None
         self.extra_callbacks: list = []  # Keras callbacks added to training (e.g. trainer.WeightSnapshots)
 
@@ -184,6 +185,7 @@ class ExperimentRun:
         records = self.data.test_records
         print(f"Evaluating on {len(records)} test mixtures of unseen speakers...", flush=True)
         rows = evaluation.evaluate_records(records, evaluation.model_separate(self.separator))
+        self.rows = rows
         summary = evaluation.summarise(rows)
         self.results = {"experiment": self.experiment.name, "title": self.experiment.title,
                         "config": self.config.to_json(), "test_speakers": self.data.description["splits"]["test"],
@@ -218,8 +220,12 @@ class ExperimentRun:
 
         beside_players = [self.output_dir / name for role, name in self.experiment.figures.items()
                           if role not in ("loss", "accuracy")]  # the page draws its own training curve
+        from speechsep.eval.compare import oracle_summaries
+        from speechsep.report.build import REFERENCE_ORACLE
+
         page = write_run_page(self.output_dir, self.experiment, self.results, self.example, self.history or {},
-                              beside_players)
+                              beside_players, self.rows,
+                              oracle_summaries(self.data.test_records, (REFERENCE_ORACLE,)))
         print(f"Wrote results.json, {sum(p.suffix == '.png' for p in files)} figures, "
               f"{sum(p.suffix == '.wav' for p in files)} wavs and {page.name} (open it in a browser) "
               f"to {self.output_dir}", flush=True)
