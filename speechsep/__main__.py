@@ -344,7 +344,8 @@ def main(argv=None) -> int:
                         help="mixtures to listen to (default 6: the best and worst of each pair type)")
     report.add_argument("--test-mixtures", type=int, default=100, metavar="M",
                         help="test mixtures to evaluate and choose from (default 100)")
-    report.add_argument("--oracles", action="store_true", help="add the oracle IBM, IRM and mixture rows")
+    report.add_argument("--oracles", action="store_true",
+                        help="add the oracle IRM and mixture rows (the oracle IBM row is always there)")
     add_corpus_arguments(report, speakers=False, seed=False)
     report.add_argument("--data", default=None, help="pickle dataset: use its test split (default: the runs' own "
                                                      "dataset, if there is one)")

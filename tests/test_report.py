@@ -198,7 +198,8 @@ def test_page_explains_its_tables_and_opens_every_figure_full_size():
                "by_pair_type": {"female-male": {"mixtures": 1, "sdr_improvement": {"mean": 5.5}}}}
     card = Card("run", [Audio("estimate 1", "a.wav")], {"sdr_improvement": 5.5}, [("spectrograms", "mix0/run.png")])
     page = Page("t", ["intro"], {"run": summary}, "assets/comparison.png", [], [("pair_type", "pair", None)],
-                [{"label": "0", "order": 0, "anchor": "mix-0", "pair_type": "FM"}], [Mixture("mix-0", "m", "f", [card])],
+                [{"label": "0", "order": 0, "anchor": "mix-0", "pair_type": "FM"}],
+                [Mixture("mix-0", "m", "f", [card])],
                 [RunFacts("run", "/runs/run", [("strategy", "default")], {"readout": "kmeans"}, "curve.png")])
     text = render(page)
     assert "5.50 (n=1)" in text and "their number after n=" in text  # what "(n=1)" in a pair column means

@@ -519,9 +519,10 @@ def write_run_page(out_dir, experiment, results: dict, example, history: dict, f
     facts = RunFacts(experiment.name, str(out_dir), run_facts(out_dir, run_record, results, config),
                      applied_settings(config), _relative(curve, out_dir) if curve else None)
     mixtures = (summary.get("overall") or {}).get("mixtures", "?")
+    beside = f" beside {', '.join(reference_rows)} on the same mixtures" if reference_rows else ""
     intro = [f"{experiment.title}: the run's own evaluation on {mixtures} test mixtures of speakers it never "
-             f"heard (results.json){' beside ' + ', '.join(reference_rows) + ' on the same mixtures' if reference_rows else ''}"
-             ", every mixture's scores, and the first mixture to listen to. For several runs side by side: "
+             f"heard (results.json){beside}, every mixture's scores, and the first mixture to listen to. "
+             "For several runs side by side: "
              f"python -m speechsep report {out_dir} OTHER_RUN ..."]
     page = Page(f"{experiment.name}: listening report", intro, {experiment.name: summary, **(reference_rows or {})},
                 None, notes, columns, table, [mixture], [facts])
