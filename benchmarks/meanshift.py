@@ -231,7 +231,7 @@ def count_settings(method: str, args, config) -> list[dict]:
     name = counting.THRESHOLDS.get(method)
     values = {"meanshift": args.bandwidths, "eigenvalues": args.eigen_thresholds,
               "participation": args.directions_per_talker, "silhouette": args.min_silhouettes,
-              "mask_energy": args.min_shares}.get(method)
+              "mask_energy": getattr(args, "min_shares", None)}.get(method)
     if not name or not values:
         return [{}]
     # the run's own setting: its count_threshold belongs to its own count_method; mean-shift also has the bandwidth

@@ -614,9 +614,9 @@ def speed_text(info: dict) -> str:
     """The card's speed paragraph from ``model.json``'s ``speed`` (measured by ``bench separate``)."""
     speed = info.get("speed")
     if not speed:
-        return "Not measured yet: `python -m speechsep.bench separate --corpus-root ../shared/data/librispeech-sample`."
+        return "Not measured yet: `python -m benchmarks separate --corpus-root ../shared/data/librispeech-sample`."
     return (f"Measured {speed['date']} on a 2-core {speed['cpu']}, nothing else running, by "
-            f"`python -m speechsep.bench separate --corpus-root ../shared/data/librispeech-sample`: "
+            f"`python -m benchmarks separate --corpus-root ../shared/data/librispeech-sample`: "
             f"`pretrained.load()` takes {speed['load_seconds']:.2f} s once TensorFlow is imported (importing "
             f"TensorFlow and Keras took {speed['import_seconds']:.2f} s), and separating a 3 s mixture takes "
             f"{speed['kmeans_seconds']:.3f} s with k-means (real-time factor {speed['kmeans_rtf']:.3f}; the first "
@@ -925,7 +925,7 @@ def main(argv=None) -> None:
                                       "validation mixtures (default: the stage's own)")
             command.add_argument("--count-threshold", type=float, default=None,
                                  help="a model trained on several talker counts: the count threshold chosen on "
-                                      "validation mixtures by `python -m speechsep.bench meanshift --model NAME` "
+                                      "validation mixtures by `python -m benchmarks meanshift --model NAME` "
                                       "after a first export (the stage folder would load its best.keras, not the "
                                       "exported weights; default: the stage's own)")
     args = parser.parse_args(argv)
