@@ -126,12 +126,15 @@ def test_count_labels_are_the_talkers_holding_a_share_of_the_active_bins():
     ibm[1, :5] = 1  # two talkers, half the bins each
     ibm[2, :5], ibm[2, 5:, :2] = 1, 2  # the third talker holds 10 of 1290 bins (0.8 %): below the 1 % share
     active = np.ones((3, 10, 129), np.float32)
-    labels = pipeline.talker_counts({"ibm": tf.constant(ibm), "active": tf.constant(active)}, 3).numpy()
+    labels = pipeline.talker_counts(pipeline.packed_targets({"ibm": tf.constant(ibm), "active": tf.constant(active)},
+                                                            3)).numpy()
     np.testing.assert_array_equal(labels, [1, 2, 2])
     active[2, :5] = 0  # now the third talker holds 10 of the 645 active bins (1.6 %)
-    labels = pipeline.talker_counts({"ibm": tf.constant(ibm), "active": tf.constant(active)}, 3).numpy()
+    labels = pipeline.talker_counts(pipeline.packed_targets({"ibm": tf.constant(ibm), "active": tf.constant(active)},
+                                                            3)).numpy()
     np.testing.assert_array_equal(labels, [1, 2, 2])  # talker 0 has no active bin left in item 2
-    one_hot = pipeline.packed_count_targets({"ibm": tf.constant(ibm), "active": tf.constant(active)}, 3).numpy()
+    one_hot = pipeline.packed_count_targets(
+        pipeline.packed_targets({"ibm": tf.constant(ibm), "active": tf.constant(active)}, 3)).numpy()
     np.testing.assert_array_equal(one_hot.argmax(axis=1) + 1, labels)
 
 

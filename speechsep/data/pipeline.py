@@ -310,24 +310,25 @@ COUNT_LABEL_SHARE = 0.01
 """A talker counts in a training chunk's label when it dominates at least this share of the chunk's active bins."""
 
 
-def talker_counts(targets: dict, num_sources: int, share: float = COUNT_LABEL_SHARE) -> tf.Tensor:
-    """{"ibm", "active"} [B, T, F] -> int32 [B]: the talkers of each chunk, at least 1.
+def talker_counts(packed: tf.Tensor, share: float = COUNT_LABEL_SHARE) -> tf.Tensor:
+    """Packed IBM targets [B, T, F, C+1] (:func:`packed_targets`) -> int32 [B]: the talkers of each chunk, at
+    least 1.
 
     A talker counts when it dominates at least ``share`` of the chunk's active
     bins (:data:`COUNT_LABEL_SHARE`), so a talker who only ends or begins in
     the chunk with a few bins is not asked of the count head.
     """
-    one_hot = tf.one_hot(targets["ibm"], num_sources, dtype=tf.float32)  # [B, T, F, C]
-    active = targets["active"][..., None]  # [B, T, F, 1]
-    bins = tf.reduce_sum(one_hot * active, axis=[1, 2])  # [B, C]
+    active = packed[..., -1:]  # [B, T, F, 1]
+    bins = tf.reduce_sum(packed[..., :-1] * active, axis=[1, 2])  # [B, C]
     total = tf.reduce_sum(active, axis=[1, 2, 3])[:, None]  # [B, 1]
     present = tf.cast(bins > share * total, tf.int32)  # [B, C]
     return tf.maximum(tf.reduce_sum(present, axis=1), 1)  # [B]
 
 
-def packed_count_targets(targets: dict, num_sources: int) -> tf.Tensor:
-    """{"ibm", "active"} -> float32 [B, C]: one-hot of each chunk's talkers (:func:`talker_counts`), index k-1."""
-    return tf.one_hot(talker_counts(targets, num_sources) - 1, num_sources, dtype=tf.float32)  # [B, C]
+def packed_count_targets(packed: tf.Tensor) -> tf.Tensor:
+    """Packed IBM targets [B, T, F, C+1] -> float32 [B, C]: one-hot of each chunk's talkers
+    (:func:`talker_counts`), index k-1."""
+    return tf.one_hot(talker_counts(packed) - 1, packed.shape[-1] - 1, dtype=tf.float32)  # [B, C]
 
 
 def describe(data_dir) -> dict:

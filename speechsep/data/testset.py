@@ -73,9 +73,9 @@ def stress_mixtures(corpus: Corpus, speakers: list[str], talkers=(1, 2, 3), coun
     A set on which nothing is ever chosen: it only reports.
     """
     records = []
+    by_speaker = {s: corpus.utterances_of(s) for s in speakers}
     for k in talkers:
         rng = np.random.default_rng([seed, 3, int(k)])
-        by_speaker = {s: corpus.utterances_of(s) for s in speakers}
         for _ in range(count):
             mixing = MixingConfig(num_speakers=int(k), seed=seed, level_range_db=STRESS_LEVELS_DB,
                                   others_quieter=True, crop_seconds=float(rng.uniform(*STRESS_SECONDS)))

@@ -340,12 +340,21 @@ def mask_inference_loss(masks, mixture_magnitude, targets):
     estimates = masks * mixture_magnitude[..., tf.newaxis]  # [B, N, C]
     # pairwise[b, i, j] = Σ_n |estimate i − target j|
     pairwise = tf.reduce_sum(tf.abs(estimates[..., :, tf.newaxis] - targets[..., tf.newaxis, :]), axis=1)  # [B, C, C]
-    permutations = list(itertools.permutations(range(n_sources)))
-    selection = tf.constant([[[1.0 if p[i] == j else 0.0 for j in range(n_sources)] for i in range(n_sources)]
-                             for p in permutations], dtype=dtype)  # [P, C, C]
-    per_permutation = tf.einsum("bij,pij->bp", pairwise, selection)  # [B, P]
-    best = tf.reduce_min(per_permutation, axis=1)  # [B]
+    best = best_permutation_cost(pairwise)  # [B]
     return tf.math.divide_no_nan(best, tf.reduce_sum(mixture_magnitude, axis=1))  # [B]
+
+
+def best_permutation_cost(pairwise):
+    """Utterance-level PIT: the least total cost over the assignments of estimates to targets.
+
+    pairwise : Tensor [B, C, C], ``pairwise[b, i, j]`` the cost of estimate i
+    against target j (C known). Returns [B], ``min over permutations π of
+    Σ_i pairwise[b, i, π(i)]``.
+    """
+    n_sources = pairwise.shape[-1]
+    selection = tf.constant([[[1.0 if p[i] == j else 0.0 for j in range(n_sources)] for i in range(n_sources)]
+                             for p in itertools.permutations(range(n_sources))], dtype=pairwise.dtype)  # [P, C, C]
+    return tf.reduce_min(tf.einsum("bij,pij->bp", pairwise, selection), axis=1)  # [B]
 
 
 def _flatten_bins(tensor, channels):
@@ -468,10 +477,7 @@ def waveform_mask_loss(masks, mixture_spectrum, source_spectra, cap_db: float = 
     silent_loss = 10.0 * log10((estimate_energy + tau * mixture_energy + tiny) / (mixture_energy + tiny))
     present = reference_energy > 1e-6 * mixture_energy  # [B, 1, C_ref]
     pairwise = tf.where(present, present_loss, silent_loss)  # [B, C_est, C_ref]
-    permutations = list(itertools.permutations(range(n_sources)))
-    selection = tf.constant([[[1.0 if p[i] == j else 0.0 for j in range(n_sources)] for i in range(n_sources)]
-                             for p in permutations], dtype=tf.float32)  # [P, C, C]
-    best = tf.reduce_min(tf.einsum("bij,pij->bp", pairwise, selection), axis=1) / n_sources  # [B]
+    best = best_permutation_cost(pairwise) / n_sources  # [B]
     return tf.where(mixture_energy[:, 0, 0] > 0, best, tf.zeros_like(best))  # [B]
 
 

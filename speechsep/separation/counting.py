@@ -222,8 +222,12 @@ def count_talkers(embeddings, active, method: str, talkers, seed: int = 0, max_f
 def count_points(points, method: str, talkers, seed: int = 0, **params) -> int:
     """:func:`count_talkers` on the embeddings it counts, points [N, D] (the active bins it draws)."""
     talkers = _checked_request(method, talkers)
-    found = COUNTERS[method](points, talkers[-1], seed=seed, **params)
-    return min(talkers, key=lambda k: (abs(k - found), k))
+    return nearest_count(COUNTERS[method](points, talkers[-1], seed=seed, **params), talkers)
+
+
+def nearest_count(found: int, talkers) -> int:
+    """The count of ``talkers`` nearest ``found`` (the smaller on a tie)."""
+    return min(sorted({int(k) for k in talkers}), key=lambda k: (abs(k - found), k))
 
 
 def _checked_request(method: str, talkers) -> list[int]:
@@ -266,8 +270,7 @@ def count_mask_energy(masks, active, talkers, min_share=0.05) -> int:
 def count_shares(shares, talkers, min_share=0.05) -> int:
     """The number of masks whose share of the active bins (:func:`mask_shares`, [C]) is at least ``min_share``,
     nearest count in ``talkers`` (the smaller on a tie)."""
-    found = max(1, int(np.sum(np.asarray(shares) >= min_share)))
-    return min(sorted({int(k) for k in talkers}), key=lambda k: (abs(k - found), k))
+    return nearest_count(max(1, int(np.sum(np.asarray(shares) >= min_share))), talkers)
 
 
 def count_output(output, active, method: str, talkers, seed: int = 0, **params) -> int:

@@ -94,7 +94,7 @@ def make_packer(config: ExperimentConfig):
         if config.mask_head:
             packed["mask"] = packed_mask_targets(targets)  # [B, T, F, Kmax+1]
         if config.count_head:
-            packed["count"] = packed_count_targets(targets, config.max_talkers)  # [B, Kmax]
+            packed["count"] = packed_count_targets(embedding_targets)  # [B, Kmax]
         return features, packed
 
     return pack
