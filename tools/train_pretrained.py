@@ -456,6 +456,12 @@ def stress_set(talkers, count: int) -> list[dict]:
     return records
 
 
+def stress_counts(separator, mixtures: int) -> list[tuple[int, int]]:
+    """(true K, counted K) of every stress-set mixture (:func:`stress_set`, ``mixtures`` per trained count)."""
+    return [(len(record["sources"]), counted(separator, record))
+            for record in stress_set(separator.config.talker_set, mixtures)]
+
+
 def stress(args) -> None:
     """Count the stress set with a model (no separation) and print its count confusion."""
     import time
@@ -466,8 +472,7 @@ def stress(args) -> None:
     model = pretrained.load(args.model or NAME)
     config = model.separator.config
     start = time.perf_counter()
-    pairs = [(len(record["sources"]), counted(model.separator, record))
-             for record in stress_set(config.talker_set, args.mixtures)]
+    pairs = stress_counts(model.separator, args.mixtures)
     matrix = metrics.confusion_matrix(pairs, config.max_talkers)
     print(metrics.format_confusion(matrix, f"{model.name}, counting with {count_setting(config)}, stress set "
                                            f"({args.mixtures} mixtures per count, {time.perf_counter() - start:.0f} s):"))
@@ -537,8 +542,7 @@ def score_sets(args) -> None:
         print(f"{name}: {scores[name]}", flush=True)
     if config.counts_talkers:
         confusions = {"librispeech-sample": [pair for k in config.talker_set for pair in found[count_set(k)]]}
-        confusions["stress"] = [(len(record["sources"]), counted(model.separator, record))
-                                for record in stress_set(config.talker_set, args.mixtures)]
+        confusions["stress"] = stress_counts(model.separator, args.mixtures)
         info["count_confusion"] = {}
         for name, pairs in confusions.items():
             matrix = metrics.confusion_matrix(pairs, config.max_talkers)
