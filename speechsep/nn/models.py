@@ -195,7 +195,10 @@ def inference_function(model: keras.Model, jit_compile: bool = True):
 
     The output is a NumPy array [B, T, ...], or for a Chimera++ model
     (``config.mask_head``, ``config.count_head``) the dict of arrays
-    ``{"embedding", "mask", "count"}`` (``count`` [B, C] has no time axis);
+    ``{"embedding", "mask", "count"}`` (``count`` [B, C] has no time axis).
+    The compiled pass also takes a list of items of their own lengths
+    ``[T_i, F]`` and returns a list of their outputs ``[T_i, ...]``, each as
+    that item alone would give it (one call for several short files);
     :func:`speechsep.separation.separator.split_batch` splits either per item.
 
     Eager Keras calls run a recurrent layer step by step in Python (seconds per
@@ -219,16 +222,22 @@ def inference_function(model: keras.Model, jit_compile: bool = True):
                         input_signature=signature, jit_compile=True)
 
     def forward(features):
-        features = np.asarray(features, np.float32)  # [B, T, F]
-        batch, n_frames = features.shape[:2]
-        length = padded_length(n_frames)
-        padded = np.pad(features, ((0, 0), (0, length - n_frames), (0, 0)))  # [B, T', F]
-        mask = np.broadcast_to(np.arange(length) < n_frames, (batch, length))  # [B, T']
+        rows = features if isinstance(features, list) else None  # items of their own lengths [T_i, F]
+        features = rows if rows is not None else np.asarray(features, np.float32)  # [B, T, F]
+        lengths = np.array([len(item) for item in features])  # [B]
+        length = padded_length(int(lengths.max()))
+        padded = np.zeros((len(lengths), length, N_BINS), np.float32)  # [B, T', F]
+        for row, item in enumerate(features):
+            padded[row, :len(item)] = item
+        mask = np.arange(length)[None, :] < lengths[:, None]  # [B, T']
         with warnings.catch_warnings():  # layers after the LSTMs drop the mask, and Keras says so when tracing
             warnings.filterwarnings("ignore", message=".*does not support masking.*", category=UserWarning)
-            outputs = graph(padded, mask)
-        return tf.nest.map_structure(lambda output: np.asarray(output)[:, :n_frames] if output.shape.rank > 2
-                                     else np.asarray(output), outputs)
+            outputs = tf.nest.map_structure(np.asarray, graph(padded, mask))
+        if rows is None:  # one length: the batch cut back to it
+            return tf.nest.map_structure(lambda output: output[:, :lengths[0]] if output.ndim > 2 else output,
+                                         outputs)
+        return [tf.nest.map_structure(lambda output: output[row, :frames] if output.ndim > 2 else output[row],
+                                      outputs) for row, frames in enumerate(lengths)]
 
     return forward
 

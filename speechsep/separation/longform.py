@@ -513,9 +513,6 @@ def is_short(audio) -> bool:
     return audio.length / audio.rate <= SINGLE_PASS_SECONDS
 
 
-_BATCHED = {}  # id(separator) -> (separator, its batched forward)
-
-
 def network_outputs(separator, audios) -> list:
     """(8 kHz mixture, network output) of each short recording of ``audios``, the network run once for all.
 
@@ -530,51 +527,16 @@ def network_outputs(separator, audios) -> list:
     spectra = [signal.stft(m) for m in mixtures]
     if not separator.config.jit_compile:
         return [(m, separator.network_output(s)) for m, s in zip(mixtures, spectra)]
-    if id(separator) not in _BATCHED or _BATCHED[id(separator)][0] is not separator:
-        _BATCHED[id(separator)] = (separator, _masked_forward(separator.model))
-    forward = _BATCHED[id(separator)][1]
     features = [separator.features(s) for s in spectra]
     budget = SHORT_BATCH_FRAMES
     outputs, batch = [], []
     for item in features + [None]:  # calls of at most `budget` padded frames
         if batch and (item is None or (len(batch) + 1) * max(len(f) for f in batch + [item]) > budget):
-            outputs += [_cut(o, len(f)) for o, f in zip(split_batch(forward(batch)), batch)]
+            outputs += separator._forward(batch)  # a list: each file's output, as that file alone gives it
             batch = []
         if item is not None:
             batch.append(item)
     return list(zip(mixtures, outputs))
-
-
-def _cut(output, frames: int):
-    """One item's output cut to its ``frames`` (an array, or a dict of arrays)."""
-    return {k: v[:frames] if np.ndim(v) >= 2 else v for k, v in output.items()} if isinstance(output, dict) \
-        else output[:frames]
-
-
-def _masked_forward(model):
-    """features list of [T_i, F] -> outputs [B, T', ...] of one XLA-compiled call with a per-row length mask."""
-    import warnings
-
-    import tensorflow as tf
-
-    from speechsep.nn.models import padded_length
-
-    graph = tf.function(lambda features, mask: model(features, training=False, mask=mask),
-                        input_signature=[tf.TensorSpec((None, None, signal.N_BINS), tf.float32),
-                                         tf.TensorSpec((None, None), tf.bool)], jit_compile=True)
-
-    def forward(features):
-        lengths = np.array([len(f) for f in features])
-        length = padded_length(int(lengths.max()))
-        batch = np.zeros((len(features), length, signal.N_BINS), np.float32)
-        for row, f in enumerate(features):
-            batch[row, :len(f)] = f
-        mask = np.arange(length)[None, :] < lengths[:, None]  # [B, T']
-        with warnings.catch_warnings():  # layers after the LSTMs drop the mask, and Keras says so when tracing
-            warnings.filterwarnings("ignore", message=".*does not support masking.*", category=UserWarning)
-            return tf.nest.map_structure(np.asarray, graph(batch, mask))
-
-    return forward
 
 
 class ArraySink:
